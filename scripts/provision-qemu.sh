@@ -1,0 +1,211 @@
+#!/usr/bin/env bash
+# Provisions everything the QEMU integration tests, the demo and the real-QEMU benches need:
+#   * qemu-x86_64 (linux-user, plugins, API v5) built from Debian's QEMU 10.2.2 source,
+#     plus QEMU's reference C plugins built from the same tree;
+#   * qemu-system-x86_64 10.0.x (API v4) from bookworm-backports;
+#   * a Linux guest: Debian's cloud kernel and a busybox initramfs.
+# Everything is cached under $QEMU_PLUGIN_CACHE (default ~/.cache/qemu-plugin-rs); only
+# what is missing is rebuilt. Prints the paths it provides as KEY=VALUE lines on success
+# into $QEMU_PLUGIN_CACHE/env.
+#
+# Overrides: QEMU_PLUGIN_QEMU_USER / QEMU_PLUGIN_QEMU_SYSTEM point at your own binaries,
+# which are then used as they are (the reference plugins still come from the cache).
+set -euo pipefail
+
+CACHE="${QEMU_PLUGIN_CACHE:-$HOME/.cache/qemu-plugin-rs}"
+QEMU_VERSIONS=("1:10.2.2+ds-1" "1:10.2.1+ds-1" "1:10.1.3+ds-1")
+mkdir -p "$CACHE"
+log() { printf '[provision %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { printf '[provision] error: %s\n' "$*" >&2; exit 1; }
+
+SUDO=""
+need_root() {
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then SUDO="sudo"; else
+      die "$1 needs root and apt-get. Install it yourself, or set QEMU_PLUGIN_QEMU_USER / QEMU_PLUGIN_QEMU_SYSTEM to plugin-capable QEMU binaries. Needed packages: $2"
+    fi
+  fi
+  command -v apt-get >/dev/null || die "apt-get not found. $1 needs a Debian-like system; otherwise install $2 yourself and set QEMU_PLUGIN_QEMU_USER / QEMU_PLUGIN_QEMU_SYSTEM."
+}
+
+APT_UPDATED=0
+apt_sources() {
+  local f=/etc/apt/sources.list.d/qemu-plugin-rs.sources
+  if [ ! -f "$f" ]; then
+    log "adding apt sources (deb-src sid, deb bookworm-backports)"
+    $SUDO tee "$f" >/dev/null <<SRC
+Types: deb-src
+URIs: http://deb.debian.org/debian
+Suites: sid
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm-backports
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+SRC
+    APT_UPDATED=0
+  fi
+  if [ "$APT_UPDATED" = 0 ]; then
+    log "apt-get update"
+    $SUDO apt-get update -qq >/dev/null
+    APT_UPDATED=1
+  fi
+}
+
+apt_install() {
+  local missing=()
+  for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  need_root "installing packages" "${missing[*]}"
+  apt_sources
+  log "apt-get install ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+}
+
+# ---------------------------------------------------------------- user mode (API v5)
+SRC_DIR="$CACHE/qemu-src"
+BUILD="$SRC_DIR/build"
+user_mode() {
+  if [ -x "$BUILD/qemu-x86_64" ] && [ -f "$BUILD/tests/tcg/plugins/libinsn.so" ] \
+     && [ -f "$BUILD/contrib/plugins/libhotblocks.so" ] \
+     && grep -q 'CONFIG_CAPSTONE 1' "$BUILD/config-host.h" 2>/dev/null; then
+    log "user-mode QEMU cached: $BUILD/qemu-x86_64"
+    return 0
+  fi
+  apt_install ninja-build libglib2.0-dev pkg-config flex bison device-tree-compiler libfdt-dev python3-venv dpkg-dev xz-utils libcapstone-dev
+  if [ ! -f "$SRC_DIR/configure" ]; then
+    need_root "downloading QEMU's source package" "dpkg-dev"
+    apt_sources
+    local dl="$CACHE/dl"; mkdir -p "$dl"
+    local got=""
+    for v in "${QEMU_VERSIONS[@]}"; do
+      log "downloading QEMU source qemu=$v (about 39 MB)"
+      if (cd "$dl" && apt-get source --download-only --tar-only "qemu=$v" >/dev/null 2>&1); then got="$v"; break; fi
+      log "qemu=$v not available, trying the next version"
+    done
+    [ -n "$got" ] || die "could not download any of: ${QEMU_VERSIONS[*]}"
+    local tarball; tarball=$(ls "$dl"/qemu_*.orig.tar.* | head -n1)
+    log "extracting $(basename "$tarball")"
+    rm -rf "$SRC_DIR.tmp"; mkdir -p "$SRC_DIR.tmp"
+    tar -xf "$tarball" -C "$SRC_DIR.tmp" --strip-components=1
+    rm -rf "$SRC_DIR"; mv "$SRC_DIR.tmp" "$SRC_DIR"
+  fi
+  local venv="$CACHE/meson-venv"
+  if [ ! -x "$venv/bin/meson" ]; then
+    log "creating meson venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install -q meson==1.9.0 pycotap==1.3.1
+  fi
+  # capstone gives plugins instruction disassembly; reconfigure a build made without it
+  if [ -f "$BUILD/config-host.h" ] && ! grep -q 'CONFIG_CAPSTONE 1' "$BUILD/config-host.h"; then
+    rm -f "$BUILD/build.ninja"
+  fi
+  if [ ! -f "$BUILD/build.ninja" ]; then
+    log "configuring QEMU (x86_64-linux-user, plugins)"
+    mkdir -p "$BUILD"
+    (cd "$BUILD" && ../configure --python="$venv/bin/python3" --target-list=x86_64-linux-user \
+        --enable-plugins --enable-capstone --disable-docs --disable-werror --disable-install-blobs >"$CACHE/configure.log" 2>&1) \
+      || die "configure failed, see $CACHE/configure.log"
+  fi
+  log "building qemu-x86_64 (about a minute on 2 cores)"
+  (cd "$BUILD" && make -j"$(nproc)" qemu-x86_64 >"$CACHE/build.log" 2>&1) || die "build failed, see $CACHE/build.log"
+  log "building QEMU's reference plugins"
+  (cd "$BUILD" && ninja tests/tcg/plugins/libinsn.so tests/tcg/plugins/libbb.so tests/tcg/plugins/libmem.so \
+      tests/tcg/plugins/libsyscall.so contrib/plugins/libhotblocks.so >>"$CACHE/build.log" 2>&1) \
+    || die "plugin build failed, see $CACHE/build.log"
+}
+
+# ---------------------------------------------------------------- system mode (API v4)
+system_mode() {
+  if [ -n "${QEMU_PLUGIN_QEMU_SYSTEM:-}" ]; then log "system QEMU from QEMU_PLUGIN_QEMU_SYSTEM"; return 0; fi
+  if command -v qemu-system-x86_64 >/dev/null && qemu-system-x86_64 -help 2>/dev/null | grep -q -- '^-plugin'; then
+    log "system QEMU present: $(command -v qemu-system-x86_64)"; return 0
+  fi
+  need_root "installing qemu-system-x86 from bookworm-backports" "qemu-system-x86 (>= 9.2, with -plugin)"
+  apt_sources
+  log "installing qemu-system-x86 from bookworm-backports"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends -t bookworm-backports qemu-system-x86 >/dev/null
+}
+
+# ---------------------------------------------------------------- Linux guest
+GUEST="$CACHE/guest"
+guest() {
+  if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ]; then log "guest cached: $GUEST"; return 0; fi
+  apt_install cpio gzip
+  mkdir -p "$GUEST/dl"
+  if [ ! -f "$GUEST/vmlinuz" ]; then
+    need_root "downloading the guest kernel" "linux-image-cloud-amd64"
+    apt_sources
+    local img; img=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-[0-9]/{print $2; exit}')
+    [ -n "$img" ] || die "cannot resolve linux-image-cloud-amd64's kernel package"
+    log "downloading kernel package $img"
+    (cd "$GUEST/dl" && apt-get download "$img" >/dev/null 2>&1) || die "apt-get download $img failed"
+    rm -rf "$GUEST/kroot"; mkdir -p "$GUEST/kroot"
+    dpkg-deb -x "$GUEST"/dl/linux-image-*.deb "$GUEST/kroot"
+    cp "$(ls "$GUEST"/kroot/boot/vmlinuz-* | head -n1)" "$GUEST/vmlinuz"
+    rm -rf "$GUEST/kroot"
+  fi
+  if [ ! -f "$GUEST/busybox" ]; then
+    need_root "downloading busybox-static" "busybox-static"
+    apt_sources
+    log "downloading busybox-static"
+    (cd "$GUEST/dl" && apt-get download busybox-static >/dev/null 2>&1) || die "apt-get download busybox-static failed"
+    rm -rf "$GUEST/bbroot"; mkdir -p "$GUEST/bbroot"
+    dpkg-deb -x "$GUEST"/dl/busybox-static_*.deb "$GUEST/bbroot"
+    cp "$GUEST/bbroot/bin/busybox" "$GUEST/busybox"
+    rm -rf "$GUEST/bbroot"
+  fi
+  log "building the guest initramfs"
+  local root="$GUEST/initramfs"
+  rm -rf "$root"; mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
+  cp "$GUEST/busybox" "$root/bin/busybox"
+  for a in sh mount poweroff nproc taskset seq cat echo sync sleep; do ln -sf busybox "$root/bin/$a"; done
+  cat >"$root/init" <<'INIT'
+#!/bin/sh
+# Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+n=$(nproc)
+echo "guest: $n cpus"
+c=0
+while [ $c -lt $n ]; do
+  taskset -c $c sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: cpu '$c' done"' &
+  c=$((c+1))
+done
+wait
+echo "guest: all work done"
+poweroff -f
+INIT
+  chmod +x "$root/init"
+  (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -9 >"$GUEST/initrd.gz.tmp")
+  mv "$GUEST/initrd.gz.tmp" "$GUEST/initrd.gz"
+}
+
+write_env() {
+  local user="${QEMU_PLUGIN_QEMU_USER:-$BUILD/qemu-x86_64}"
+  local sys="${QEMU_PLUGIN_QEMU_SYSTEM:-$(command -v qemu-system-x86_64 || true)}"
+  cat >"$CACHE/env" <<ENV
+QEMU_USER=$user
+QEMU_SYSTEM=$sys
+QEMU_SRC=$SRC_DIR
+QEMU_REF_PLUGINS=$BUILD/tests/tcg/plugins
+QEMU_CONTRIB_PLUGINS=$BUILD/contrib/plugins
+GUEST_KERNEL=$GUEST/vmlinuz
+GUEST_INITRD=$GUEST/initrd.gz
+ENV
+  log "ready; paths in $CACHE/env"
+}
+
+what="${1:-all}"
+case "$what" in
+  user) user_mode ;;
+  system) system_mode ;;
+  guest) guest ;;
+  all) user_mode; system_mode; guest ;;
+  *) die "usage: $0 [all|user|system|guest]" ;;
+esac
+write_env

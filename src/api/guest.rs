@@ -1,0 +1,139 @@
+//! Guest memory (by virtual and physical address), address translation, and the
+//! user-mode program's layout (binary path, code and entry addresses).
+
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+use crate::glib::ByteArray;
+use crate::sys;
+
+fn len32(len: usize) -> Result<u32> {
+    u32::try_from(len).map_err(|_| Error::BufferTooLarge { len })
+}
+
+/// Reads `buf.len()` bytes of guest virtual memory at `addr` (current vCPU's view).
+/// Needs: QEMU 9.2 (plugin API v4).
+pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
+    let len = len32(buf.len())?;
+    let arr = ByteArray::new();
+    // SAFETY: `arr` is a real GByteArray that QEMU resizes to `len`.
+    if !unsafe { sys::qemu_plugin_read_memory_vaddr(addr, arr.as_ptr(), buf.len()) } {
+        return Err(Error::VaddrReadError { addr, len });
+    }
+    let got = arr.as_slice();
+    if got.len() < buf.len() {
+        return Err(Error::VaddrReadError { addr, len });
+    }
+    buf.copy_from_slice(&got[..buf.len()]);
+    Ok(())
+}
+
+/// Writes `data` to guest virtual memory at `addr`. Needs: QEMU 10.1 (plugin API v5).
+#[cfg(feature = "plugin-api-v5")]
+pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &[u8]) -> Result<()> {
+    let len = len32(data.len())?;
+    let arr = ByteArray::from_slice(data)?;
+    // SAFETY: `arr` is a real GByteArray holding `data`; QEMU only reads it.
+    if unsafe { sys::qemu_plugin_write_memory_vaddr(addr, arr.as_ptr()) } {
+        Ok(())
+    } else {
+        Err(Error::VaddrWriteError { addr, len })
+    }
+}
+
+#[cfg(feature = "plugin-api-v5")]
+fn hw_result(r: sys::qemu_plugin_hwaddr_operation_result) -> crate::HwaddrOperationResult {
+    use crate::HwaddrOperationResult as R;
+    use sys::qemu_plugin_hwaddr_operation_result as Q;
+    match r {
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_OK => R::Ok,
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_ERROR => R::Error,
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => R::DeviceError,
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => R::AccessDenied,
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => R::InvalidAddress,
+        Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => R::InvalidAddressSpace,
+    }
+}
+
+/// Reads `buf.len()` bytes of guest physical memory at `addr` (system mode).
+/// Needs: QEMU 10.1 (plugin API v5).
+#[cfg(feature = "plugin-api-v5")]
+pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
+    let len = len32(buf.len())?;
+    let arr = ByteArray::new();
+    // SAFETY: as for the vaddr read.
+    let r = hw_result(unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) });
+    let got = arr.as_slice();
+    if r != crate::HwaddrOperationResult::Ok || got.len() < buf.len() {
+        return Err(Error::HwaddrReadError { addr, len, result: r });
+    }
+    buf.copy_from_slice(&got[..buf.len()]);
+    Ok(())
+}
+
+/// Writes `data` to guest physical memory at `addr` (system mode).
+/// Needs: QEMU 10.1 (plugin API v5).
+#[cfg(feature = "plugin-api-v5")]
+pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &[u8]) -> Result<()> {
+    let len = len32(data.len())?;
+    let arr = ByteArray::from_slice(data)?;
+    // SAFETY: as for the vaddr write.
+    match hw_result(unsafe { sys::qemu_plugin_write_memory_hwaddr(addr, arr.as_ptr()) }) {
+        crate::HwaddrOperationResult::Ok => Ok(()),
+        result => Err(Error::HwaddrWriteError { addr, len, result }),
+    }
+}
+
+/// Translates a guest virtual address to a physical one (current vCPU, system mode).
+/// Needs: QEMU 10.1 (plugin API v5).
+#[cfg(feature = "plugin-api-v5")]
+pub fn qemu_plugin_translate_vaddr(vaddr: u64) -> Result<u64> {
+    let mut hw = 0u64;
+    // SAFETY: `hw` is a valid u64 for QEMU to write.
+    if unsafe { sys::qemu_plugin_translate_vaddr(vaddr, &mut hw) } {
+        Ok(hw)
+    } else {
+        Err(Error::VaddrTranslateError { vaddr })
+    }
+}
+
+/// The path of the guest binary (user mode), `None` in system mode.
+/// Needs: QEMU 6.0 (plugin API v1).
+pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
+    // SAFETY: QEMU returns a g_malloc'd string we own, or NULL.
+    let p = unsafe { sys::qemu_plugin_path_to_binary() };
+    if p.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: non-null and NUL-terminated.
+    let s = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+    // SAFETY: allocated by QEMU with g_malloc; freed once.
+    unsafe { sys::g_free(p as *mut _) };
+    Ok(Some(PathBuf::from(s)))
+}
+
+macro_rules! layout_fn {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        /// `None` in system mode (QEMU answers 0). Needs: QEMU 6.0 (plugin API v1).
+        pub fn $name() -> Option<u64> {
+            // SAFETY: a plain query with no arguments.
+            let v = unsafe { sys::$name() };
+            (v != 0).then_some(v)
+        }
+    };
+}
+
+layout_fn!(
+    /// Start of the guest binary's text segment (user mode).
+    qemu_plugin_start_code
+);
+layout_fn!(
+    /// End of the guest binary's text segment (user mode).
+    qemu_plugin_end_code
+);
+layout_fn!(
+    /// The guest binary's entry point (user mode).
+    qemu_plugin_entry_code
+);

@@ -1,0 +1,7 @@
+//! Free functions of QEMU's plugin API that are neither callbacks nor handles: guest
+//! memory and program layout ([`guest`]), output and argument parsing ([`misc`]), and
+//! time control ([`time`]).
+
+pub mod guest;
+pub mod misc;
+pub mod time;

@@ -1,0 +1,213 @@
+//! Plugin-wide events: uninstall and reset (with completion closures), atexit, flush,
+//! vCPU init/exit/idle/resume, `vcpu_for_each` and the vCPU count.
+
+use std::cell::Cell;
+use std::ffi::c_void;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use super::trampoline::{Hook, guard};
+use crate::error::{Error, Result};
+use crate::sys;
+use crate::{
+    FlushCallback, PluginId, VCPUExitCallback, VCPUIdleCallback, VCPUIndex, VCPUInitCallback,
+    VCPUResumeCallback, VCPUTranslationBlockTranslationCallback,
+};
+
+type Completion = Box<dyn FnOnce(PluginId) + Send + 'static>;
+
+static UNINSTALL: Mutex<Option<Completion>> = Mutex::new(None);
+static RESET: Mutex<Option<Completion>> = Mutex::new(None);
+
+extern "C" fn uninstall_done(id: PluginId) {
+    let cb = UNINSTALL.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(cb) = cb {
+        guard(Hook::Uninstall, (), || {
+            cb(id);
+            Ok(())
+        });
+    }
+}
+
+extern "C" fn reset_done(id: PluginId) {
+    let cb = RESET.lock().unwrap_or_else(|p| p.into_inner()).take();
+    if let Some(cb) = cb {
+        guard(Hook::Reset, (), || {
+            cb(id);
+            Ok(())
+        });
+    }
+}
+
+/// Uninstalls the plugin; `cb` runs once QEMU has removed it. Callbacks may still arrive
+/// until then. Must not be called from install (return an error there instead).
+/// Needs: any QEMU with plugins.
+pub fn qemu_plugin_uninstall<F>(id: PluginId, cb: F) -> Result<()>
+where
+    F: FnOnce(PluginId) + Send + Sync + 'static,
+{
+    {
+        let mut slot = UNINSTALL.lock().unwrap_or_else(|p| p.into_inner());
+        if slot.is_some() {
+            return Err(Error::ConcurrentPluginUninstallCallbackSet);
+        }
+        *slot = Some(Box::new(cb));
+    }
+    // SAFETY: `uninstall_done` is a plain function of this object, which stays mapped
+    // (`host::pin_module`); QEMU ignores a repeated uninstall request.
+    unsafe { sys::qemu_plugin_uninstall(id, Some(uninstall_done)) };
+    Ok(())
+}
+
+/// Resets the plugin: QEMU drops all its callbacks, then runs `cb`. A pending reset's
+/// closure is replaced. Needs: any QEMU with plugins.
+pub fn qemu_plugin_reset<F>(id: PluginId, cb: F) -> Result<()>
+where
+    F: FnOnce(PluginId) + Send + Sync + 'static,
+{
+    *RESET.lock().map_err(|_| Error::PluginResetCallbackState)? = Some(Box::new(cb));
+    // SAFETY: as for uninstall; `reset_done` reads its own slot (not uninstall's).
+    unsafe { sys::qemu_plugin_reset(id, Some(reset_done)) };
+    Ok(())
+}
+
+/// Registers `cb` to run on vCPU initialisation, on that vCPU's thread.
+/// Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_vcpu_init_cb(id: PluginId, cb: VCPUInitCallback) -> Result<()> {
+    // SAFETY: QEMU stores the function pointer; `cb` is a valid function or None.
+    unsafe { sys::qemu_plugin_register_vcpu_init_cb(id, cb) };
+    Ok(())
+}
+
+/// Registers `cb` to run when a vCPU exits, on that vCPU's thread.
+/// Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_vcpu_exit_cb(id: PluginId, cb: VCPUExitCallback) -> Result<()> {
+    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
+    unsafe { sys::qemu_plugin_register_vcpu_exit_cb(id, cb) };
+    Ok(())
+}
+
+/// Registers `cb` to run when a vCPU goes idle (system mode). Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_vcpu_idle_cb(id: PluginId, cb: VCPUIdleCallback) -> Result<()> {
+    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
+    unsafe { sys::qemu_plugin_register_vcpu_idle_cb(id, cb) };
+    Ok(())
+}
+
+/// Registers `cb` to run when a vCPU resumes from idle (system mode).
+/// Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_vcpu_resume_cb(id: PluginId, cb: VCPUResumeCallback) -> Result<()> {
+    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
+    unsafe { sys::qemu_plugin_register_vcpu_resume_cb(id, cb) };
+    Ok(())
+}
+
+/// Registers `cb` to run on each block translation. In system mode it can run on several
+/// threads at once. Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_vcpu_tb_trans_cb(
+    id: PluginId,
+    cb: VCPUTranslationBlockTranslationCallback,
+) -> Result<()> {
+    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
+    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, cb) };
+    Ok(())
+}
+
+static USER_FLUSH: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The flush callback the crate always registers: it frees the closures of the blocks
+/// QEMU just discarded, then runs the user's flush callback, if any.
+pub(crate) extern "C" fn flush_trampoline(id: PluginId) {
+    guard(Hook::Flush, (), || {
+        // SAFETY: QEMU calls flush callbacks with every vCPU stopped, after discarding
+        // every translated block, so no stashed closure can be called again.
+        unsafe { super::stash::clear() };
+        let user = USER_FLUSH.load(Ordering::Acquire);
+        if !user.is_null() {
+            // SAFETY: only `qemu_plugin_register_flush_cb` stores here, and only a valid
+            // `unsafe extern "C" fn(PluginId)` cast to a data pointer.
+            let f: unsafe extern "C" fn(PluginId) = unsafe { std::mem::transmute(user) };
+            // SAFETY: the user registered `f` as a flush callback with this signature.
+            unsafe { f(id) };
+        }
+        Ok(())
+    })
+}
+
+/// Registers the crate's flush callback (which frees stashed closures).
+pub(crate) fn register_flush(id: PluginId) {
+    // SAFETY: `flush_trampoline` is a plain function of this (pinned) object.
+    unsafe { sys::qemu_plugin_register_flush_cb(id, Some(flush_trampoline)) };
+}
+
+/// Registers `cb` to run after QEMU flushes its translation cache (all vCPUs stopped).
+///
+/// The crate keeps its own flush callback registered, which frees the closures of the
+/// discarded blocks, and calls `cb` from it. Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_flush_cb(id: PluginId, cb: FlushCallback) {
+    let ptr = cb.map_or(std::ptr::null_mut(), |f| f as *mut c_void);
+    USER_FLUSH.store(ptr, Ordering::Release);
+    register_flush(id);
+}
+
+extern "C" fn atexit_trampoline<F>(id: PluginId, userdata: *mut c_void)
+where
+    F: FnOnce(PluginId) + Send + 'static,
+{
+    guard(Hook::AtExit, (), || {
+        // SAFETY: `userdata` is the `Box<F>` leaked by `qemu_plugin_register_atexit_cb`;
+        // QEMU calls atexit callbacks once, so it is reclaimed once.
+        let cb = unsafe { Box::from_raw(userdata.cast::<F>()) };
+        cb(id);
+        Ok(())
+    })
+}
+
+/// Registers `cb` to run once when QEMU exits. In user mode QEMU has unregistered every
+/// other callback by then. Registering again replaces the earlier closure (which is then
+/// never run nor freed). Needs: any QEMU with plugins.
+pub fn qemu_plugin_register_atexit_cb<F>(id: PluginId, cb: F) -> Result<()>
+where
+    F: FnOnce(PluginId) + Send + Sync + 'static,
+{
+    let userdata = Box::into_raw(Box::new(cb)).cast::<c_void>();
+    // SAFETY: `atexit_trampoline::<F>` reclaims exactly this box, once.
+    unsafe { sys::qemu_plugin_register_atexit_cb(id, Some(atexit_trampoline::<F>), userdata) };
+    Ok(())
+}
+
+thread_local! {
+    static FOR_EACH: Cell<Option<*mut (dyn FnMut(VCPUIndex) + 'static)>> = const { Cell::new(None) };
+}
+
+extern "C" fn for_each_trampoline(_id: PluginId, vcpu: VCPUIndex) {
+    guard(Hook::ForEach, (), || {
+        if let Some(f) = FOR_EACH.with(Cell::get) {
+            // SAFETY: `qemu_plugin_vcpu_for_each` set this pointer to a closure that lives
+            // on its stack for the duration of QEMU's synchronous iteration, on this
+            // thread, and nothing else uses it meanwhile.
+            unsafe { (*f)(vcpu) };
+        }
+        Ok(())
+    })
+}
+
+/// Calls `cb` for each live vCPU, synchronously. Needs: any QEMU with plugins.
+pub fn qemu_plugin_vcpu_for_each(id: PluginId, mut cb: impl FnMut(VCPUIndex)) {
+    let dyn_ref: &mut dyn FnMut(VCPUIndex) = &mut cb;
+    // SAFETY: erases the closure's lifetime to store it in the thread-local; the pointer is
+    // removed below before `cb` goes out of scope, and only used during the call.
+    let ptr: *mut (dyn FnMut(VCPUIndex) + 'static) = unsafe { std::mem::transmute(dyn_ref) };
+    let previous = FOR_EACH.with(|c| c.replace(Some(ptr)));
+    // SAFETY: QEMU iterates its vCPU table and calls the trampoline synchronously.
+    unsafe { sys::qemu_plugin_vcpu_for_each(id, Some(for_each_trampoline)) };
+    FOR_EACH.with(|c| c.set(previous));
+}
+
+/// The number of vCPUs QEMU has created so far, or `None` if QEMU answers -1.
+/// Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_num_vcpus() -> Option<i32> {
+    // SAFETY: a plain query with no arguments.
+    let n = unsafe { sys::qemu_plugin_num_vcpus() };
+    (n >= 0).then_some(n)
+}

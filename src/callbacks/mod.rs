@@ -1,0 +1,14 @@
+//! Callback registration and the trampolines QEMU calls: one generic guard for every
+//! entry point ([`trampoline`]), failure reporting ([`failure`]), storage for exec closures
+//! ([`stash`]), and one module per kind of callback.
+
+pub(crate) mod exec;
+pub(crate) mod failure;
+pub(crate) mod stash;
+pub(crate) mod trampoline;
+
+pub mod discon;
+pub mod lifecycle;
+pub mod syscall;
+
+pub use stash::live_closures;

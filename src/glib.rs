@@ -1,0 +1,47 @@
+//! A real glib `GByteArray`, owned: the buffers QEMU's register and memory calls resize.
+//! (The older crate passed a stack-built imitation that QEMU reallocated: corruption.)
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// An owned `GByteArray`, freed (with its data) on drop.
+pub(crate) struct ByteArray(*mut sys::GByteArray);
+
+impl ByteArray {
+    pub(crate) fn new() -> Self {
+        // SAFETY: g_byte_array_new has no preconditions and never returns NULL.
+        Self(unsafe { sys::g_byte_array_new() })
+    }
+
+    pub(crate) fn from_slice(data: &[u8]) -> Result<Self> {
+        let len = u32::try_from(data.len()).map_err(|_| Error::BufferTooLarge { len: data.len() })?;
+        let a = Self::new();
+        // SAFETY: `a.0` is a live GByteArray; glib copies `len` bytes from `data`.
+        unsafe { sys::g_byte_array_append(a.0, data.as_ptr(), len) };
+        Ok(a)
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut sys::GByteArray {
+        self.0
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        // SAFETY: a live GByteArray holds `len` initialised bytes at `data` (data may be
+        // NULL only when len is 0).
+        unsafe {
+            let a = &*self.0;
+            if a.len == 0 { &[] } else { std::slice::from_raw_parts(a.data, a.len as usize) }
+        }
+    }
+
+    pub(crate) fn to_vec(&self) -> Vec<u8> {
+        self.as_slice().to_vec()
+    }
+}
+
+impl Drop for ByteArray {
+    fn drop(&mut self) {
+        // SAFETY: we own the array; TRUE frees its data too; dropped once.
+        unsafe { sys::g_byte_array_free(self.0, 1) };
+    }
+}

@@ -1,0 +1,207 @@
+//! `Instruction`: one instruction of the block being translated, valid only inside the
+//! translation callback.
+
+use std::ffi::CStr;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use super::mem::MemoryInfo;
+use crate::callbacks::exec::{mem_udata, udata};
+use crate::error::{Error, Result};
+use crate::scoreboard::PluginU64;
+use crate::{CallbackFlags, MemRW, PluginCondition, PluginOp, VCPUIndex, sys};
+
+/// An instruction (`struct qemu_plugin_insn *`) of the block being translated.
+///
+/// Not constructible from a raw pointer in safe code, and bound to the translation
+/// callback's lifetime `'a`. Needs: any QEMU with plugins.
+#[derive(Debug, Clone)]
+pub struct Instruction<'a> {
+    ptr: NonNull<sys::qemu_plugin_insn>,
+    marker: PhantomData<&'a sys::qemu_plugin_insn>,
+}
+
+impl<'a> Instruction<'a> {
+    /// # Safety
+    /// `ptr` is an instruction of the block being translated, and the result must not
+    /// outlive the translation callback.
+    pub(crate) unsafe fn from_raw(ptr: *mut sys::qemu_plugin_insn) -> Option<Self> {
+        NonNull::new(ptr).map(|ptr| Self { ptr, marker: PhantomData })
+    }
+
+    fn raw(&self) -> *mut sys::qemu_plugin_insn {
+        self.ptr.as_ptr()
+    }
+
+    /// Copies up to `data.len()` bytes of the instruction's encoding into `data`; returns
+    /// how many were copied. Needs: QEMU 9.1 (plugin API v3).
+    pub fn read_data(&self, data: &mut [u8]) -> usize {
+        // SAFETY: the instruction is valid during translation; QEMU writes at most
+        // `data.len()` bytes into `data`.
+        unsafe { sys::qemu_plugin_insn_data(self.raw(), data.as_mut_ptr().cast(), data.len()) }
+    }
+
+    /// The instruction's encoding.
+    pub fn data(&self) -> Vec<u8> {
+        let mut data = vec![0; self.size()];
+        let n = self.read_data(&mut data);
+        data.truncate(n);
+        data
+    }
+
+    /// The encoding's length in bytes.
+    pub fn size(&self) -> usize {
+        // SAFETY: the instruction is valid during translation.
+        unsafe { sys::qemu_plugin_insn_size(self.raw()) }
+    }
+
+    /// The guest virtual address.
+    pub fn vaddr(&self) -> u64 {
+        // SAFETY: as in `size`.
+        unsafe { sys::qemu_plugin_insn_vaddr(self.raw()) }
+    }
+
+    /// The host address of the instruction's guest page (system mode: the physical
+    /// address of the RAM backing it), as a number.
+    pub fn haddr(&self) -> u64 {
+        // SAFETY: as in `size`; the pointer is only converted to a number.
+        (unsafe { sys::qemu_plugin_insn_haddr(self.raw()) }) as usize as u64
+    }
+
+    /// The disassembly text, or [`Error::NoDisassemblyString`].
+    pub fn disas(&self) -> Result<String> {
+        // SAFETY: as in `size`; QEMU returns a g_malloc'd string or NULL.
+        let p = unsafe { sys::qemu_plugin_insn_disas(self.raw()) };
+        if p.is_null() {
+            return Err(Error::NoDisassemblyString);
+        }
+        // SAFETY: `p` is a NUL-terminated string we own until we free it below.
+        let text = unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned();
+        // SAFETY: `p` was allocated by QEMU with g_malloc and is freed exactly once.
+        unsafe { sys::g_free(p.cast()) };
+        Ok(text)
+    }
+
+    /// The symbol this instruction belongs to, if the binary has a symbol table.
+    pub fn symbol(&self) -> Result<Option<String>> {
+        // SAFETY: as in `size`; the string (if any) is owned by QEMU and static.
+        let p = unsafe { sys::qemu_plugin_insn_symbol(self.raw()) };
+        if p.is_null() {
+            return Ok(None);
+        }
+        // SAFETY: non-null, NUL-terminated, owned by QEMU for the process's life.
+        Ok(Some(unsafe { CStr::from_ptr(p) }.to_str()?.to_string()))
+    }
+
+    /// Runs `cb` each time the instruction executes. It may run on several vCPU threads
+    /// at once, hence `Fn + Sync`.
+    pub fn register_execute_callback<F>(&self, cb: F)
+    where
+        F: Fn(VCPUIndex) + Send + Sync + 'static,
+    {
+        self.register_execute_callback_flags(cb, CallbackFlags::QEMU_PLUGIN_CB_NO_REGS)
+    }
+
+    /// As [`Self::register_execute_callback`], with register-access `flags`.
+    pub fn register_execute_callback_flags<F>(&self, cb: F, flags: CallbackFlags)
+    where
+        F: Fn(VCPUIndex) + Send + Sync + 'static,
+    {
+        let u = udata(cb);
+        // SAFETY: the instruction is being translated; `u` pairs the trampoline with the
+        // stashed closure it expects.
+        unsafe { sys::qemu_plugin_register_vcpu_insn_exec_cb(self.raw(), u.cb, flags, u.userdata) };
+    }
+
+    /// Runs `cb` when the instruction executes and `entry cond immediate` holds for the
+    /// executing vCPU. Needs: QEMU 9.1 (plugin API v3).
+    pub fn register_conditional_execute_callback<F>(
+        &self,
+        cb: F,
+        cond: PluginCondition,
+        entry: PluginU64<'static>,
+        immediate: u64,
+    ) where
+        F: Fn(VCPUIndex) + Send + Sync + 'static,
+    {
+        self.register_conditional_execute_callback_flags(
+            cb,
+            CallbackFlags::QEMU_PLUGIN_CB_NO_REGS,
+            cond,
+            entry,
+            immediate,
+        )
+    }
+
+    /// As [`Self::register_conditional_execute_callback`], with register-access `flags`.
+    pub fn register_conditional_execute_callback_flags<F>(
+        &self,
+        cb: F,
+        flags: CallbackFlags,
+        cond: PluginCondition,
+        entry: PluginU64<'static>,
+        immediate: u64,
+    ) where
+        F: Fn(VCPUIndex) + Send + Sync + 'static,
+    {
+        let u = udata(cb);
+        // SAFETY: as above; `entry` is in a never-freed scoreboard.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_insn_exec_cond_cb(
+                self.raw(),
+                u.cb,
+                flags,
+                cond,
+                entry.raw(),
+                immediate,
+                u.userdata,
+            )
+        };
+    }
+
+    /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction
+    /// executes. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
+    pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
+        // SAFETY: the instruction is being translated; `entry` is in a never-freed
+        // scoreboard.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(self.raw(), op, entry.raw(), imm)
+        };
+    }
+
+    /// Runs `cb` for each memory access of this instruction matching `rw`, with the
+    /// vCPU index, the access's [`MemoryInfo`] and its virtual address.
+    pub fn register_memory_access_callback<F>(&self, cb: F, rw: MemRW)
+    where
+        F: for<'b> Fn(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
+    {
+        self.register_memory_access_callback_flags(cb, rw, CallbackFlags::QEMU_PLUGIN_CB_NO_REGS)
+    }
+
+    /// As [`Self::register_memory_access_callback`], with register-access `flags`.
+    pub fn register_memory_access_callback_flags<F>(&self, cb: F, rw: MemRW, flags: CallbackFlags)
+    where
+        F: for<'b> Fn(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
+    {
+        let u = mem_udata(cb);
+        // SAFETY: the instruction is being translated; `u` pairs the memory trampoline
+        // with its stashed closure.
+        unsafe { sys::qemu_plugin_register_vcpu_mem_cb(self.raw(), u.cb, flags, rw, u.userdata) };
+    }
+
+    /// Applies `op` with `imm` to the executing vCPU's `entry` on each memory access
+    /// matching `rw`. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
+    pub fn register_memory_inline_per_vcpu(
+        &self,
+        rw: MemRW,
+        op: PluginOp,
+        entry: PluginU64<'static>,
+        imm: u64,
+    ) {
+        // SAFETY: the instruction is being translated; `entry` is in a never-freed
+        // scoreboard.
+        unsafe {
+            sys::qemu_plugin_register_vcpu_mem_inline_per_vcpu(self.raw(), rw, op, entry.raw(), imm)
+        };
+    }
+}

@@ -1,0 +1,95 @@
+//! Guest registers: the list QEMU exposes for the current vCPU, and reads and writes
+//! through real glib byte arrays.
+
+use std::ffi::CStr;
+use std::fmt;
+
+use crate::error::{Error, Result};
+use crate::glib::ByteArray;
+use crate::sys;
+
+/// One guest register (`qemu_plugin_reg_descriptor`). Needs: QEMU 9.0 (plugin API v2).
+///
+/// Reads and writes must happen on a vCPU thread inside a callback registered with
+/// `QEMU_PLUGIN_CB_R_REGS` (read) or `QEMU_PLUGIN_CB_RW_REGS` (write); otherwise QEMU
+/// refuses and the call returns an error.
+#[derive(Clone)]
+pub struct RegisterDescriptor<'a> {
+    handle: usize,
+    /// The register's name, e.g. `rip`.
+    pub name: String,
+    /// The GDB feature it belongs to, if any.
+    pub feature: Option<String>,
+    marker: std::marker::PhantomData<&'a ()>,
+}
+
+impl fmt::Debug for RegisterDescriptor<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RegisterDescriptor")
+            .field("name", &self.name)
+            .field("feature", &self.feature)
+            .finish()
+    }
+}
+
+impl RegisterDescriptor<'_> {
+    fn raw(&self) -> *mut sys::qemu_plugin_register {
+        self.handle as *mut sys::qemu_plugin_register
+    }
+
+    /// Reads the register's current value (target byte order).
+    pub fn read(&self) -> Result<Vec<u8>> {
+        let buf = ByteArray::new();
+        // SAFETY: `buf` is a real glib array QEMU may resize; the handle is an opaque
+        // register number QEMU gave us (it is never dereferenced as memory).
+        let n = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
+        if n < 0 {
+            return Err(Error::RegisterReadError { name: self.name.clone() });
+        }
+        Ok(buf.to_vec())
+    }
+
+    /// Writes the register (target byte order). Needs: QEMU 10.1 (plugin API v5).
+    #[cfg(feature = "plugin-api-v5")]
+    pub fn write(&self, data: &[u8]) -> Result<()> {
+        let buf = ByteArray::from_slice(data)?;
+        // SAFETY: as in `read`; QEMU only reads `buf`.
+        let n = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
+        // QEMU returns -1 when refused and the bytes written (0 on failure) otherwise.
+        if n <= 0 {
+            return Err(Error::RegisterWriteError { name: self.name.clone() });
+        }
+        Ok(())
+    }
+}
+
+/// The current vCPU's registers. Call it from a vCPU callback (e.g. vcpu_init).
+/// Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
+    // SAFETY: QEMU returns a new GArray of descriptors (or NULL) that we must free.
+    let array = unsafe { sys::qemu_plugin_get_registers() };
+    if array.is_null() {
+        return Ok(Vec::new());
+    }
+    // SAFETY: a non-null GArray from QEMU holds `len` descriptors at `data`.
+    let descs = unsafe {
+        std::slice::from_raw_parts(
+            (*array).data.cast::<sys::qemu_plugin_reg_descriptor>(),
+            (*array).len as usize,
+        )
+    };
+    let out = descs
+        .iter()
+        .map(|d| {
+            // SAFETY: names are NUL-terminated strings owned by QEMU for the process's life.
+            let name = unsafe { CStr::from_ptr(d.name) }.to_string_lossy().into_owned();
+            let feature = (!d.feature.is_null())
+                // SAFETY: as above, when non-null.
+                .then(|| unsafe { CStr::from_ptr(d.feature) }.to_string_lossy().into_owned());
+            RegisterDescriptor { handle: d.handle as usize, name, feature, marker: Default::default() }
+        })
+        .collect();
+    // SAFETY: the caller frees the array (not the strings), exactly once (qemu-plugin.h).
+    unsafe { sys::g_array_free(array, 1) };
+    Ok(out)
+}

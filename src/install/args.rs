@@ -1,0 +1,212 @@
+//! Plugin arguments: the raw `key=value` strings QEMU passes, parsed into [`Value`]s,
+//! with typed accessors whose errors name the argument and what was expected.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use crate::error::{Error, Result};
+
+/// A parsed argument value, as the 10.1.0-v2 crate parsed it: a boolean if QEMU's
+/// boolean parser accepts it, else an integer if it parses as one, else a string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    /// `on`, `off`, `yes`, `no`, `true`, `false`, `y`, `n` (QEMU's spellings).
+    Bool(bool),
+    /// A signed decimal integer.
+    Integer(i64),
+    /// Anything else, as given.
+    String(String),
+}
+
+impl Value {
+    fn parse(key: &str, raw: &str) -> Self {
+        if let Ok(b) = crate::api::misc::qemu_plugin_bool_parse(key, raw) {
+            Value::Bool(b)
+        } else if let Ok(i) = raw.parse::<i64>() {
+            Value::Integer(i)
+        } else {
+            Value::String(raw.to_string())
+        }
+    }
+}
+
+/// The arguments given to the plugin on QEMU's command line (`-plugin lib.so,k=v,k2=v2`).
+///
+/// `raw` and `parsed` are the fields of the 10.1.0-v2 crate. The accessors ([`Args::bool`],
+/// [`Args::u64`], [`Args::string`], ...) add what a plugin needs to refuse bad input at
+/// install with one clear line. Needs: any QEMU with plugins.
+#[derive(Debug, Clone, Default)]
+pub struct Args {
+    /// Each argument exactly as QEMU passed it.
+    pub raw: Vec<String>,
+    /// The arguments by key.
+    pub parsed: HashMap<String, Value>,
+    /// The original text of each value, by key.
+    text: HashMap<String, String>,
+}
+
+impl Args {
+    /// Parses `key=value` strings. A missing `=`, an empty key or a repeated key is an error
+    /// naming the argument.
+    pub fn parse<I, S>(raw: I) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut args = Args::default();
+        for argument in raw {
+            let argument = argument.into();
+            let Some((key, value)) = argument.split_once('=') else {
+                return Err(Error::MissingArgValue { argument });
+            };
+            if key.is_empty() {
+                return Err(Error::MissingArgKey { argument });
+            }
+            if args.text.contains_key(key) {
+                return Err(Error::DuplicateArgument { key: key.to_string() });
+            }
+            args.parsed.insert(key.to_string(), Value::parse(key, value));
+            args.text.insert(key.to_string(), value.to_string());
+            args.raw.push(argument);
+        }
+        Ok(args)
+    }
+
+    /// Fails with [`Error::UnknownArgument`] if any key is not in `known`.
+    pub fn expect_only(&self, known: &[&str]) -> Result<()> {
+        for arg in &self.raw {
+            let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k);
+            if !known.contains(&key) {
+                return Err(Error::UnknownArgument {
+                    key: key.to_string(),
+                    known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The value's original text, if the key was given.
+    pub fn text(&self, key: &str) -> Option<&str> {
+        self.text.get(key).map(String::as_str)
+    }
+
+    /// A boolean argument (QEMU's spellings), or `default` if absent.
+    pub fn bool(&self, key: &str, default: bool) -> Result<bool> {
+        match (self.parsed.get(key), self.text(key)) {
+            (None, _) => Ok(default),
+            (Some(Value::Bool(b)), _) => Ok(*b),
+            (Some(_), text) => Err(Error::InvalidBool {
+                name: key.to_string(),
+                val: text.unwrap_or_default().to_string(),
+            }),
+        }
+    }
+
+    /// An unsigned integer argument in `range`, or `default` if absent.
+    pub fn u64(&self, key: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64> {
+        let Some(text) = self.text(key) else { return Ok(default) };
+        let invalid = || Error::InvalidArgument {
+            key: key.to_string(),
+            value: text.to_string(),
+            expected: format!("an integer from {} to {}", range.start(), range.end()),
+        };
+        let n: u64 = text.trim().parse().map_err(|_| invalid())?;
+        if range.contains(&n) { Ok(n) } else { Err(invalid()) }
+    }
+
+    /// A non-empty string argument, or `None` if absent.
+    pub fn string(&self, key: &str) -> Result<Option<&str>> {
+        match self.text(key) {
+            None => Ok(None),
+            Some("") => Err(Error::InvalidArgument {
+                key: key.to_string(),
+                value: String::new(),
+                expected: "a non-empty value".into(),
+            }),
+            Some(s) => Ok(Some(s)),
+        }
+    }
+
+    /// One of `choices`, or `default` if absent.
+    pub fn choice<'c>(&self, key: &str, default: &'c str, choices: &[&'c str]) -> Result<&'c str> {
+        let Some(text) = self.text(key) else { return Ok(default) };
+        choices.iter().copied().find(|c| *c == text).ok_or_else(|| Error::InvalidArgument {
+            key: key.to_string(),
+            value: text.to_string(),
+            expected: format!("one of {}", choices.join(", ")),
+        })
+    }
+
+    /// A path to an existing, writable directory (checked by creating and removing a probe
+    /// file in it). `Ok(None)` if absent.
+    pub fn writable_dir(&self, key: &str) -> Result<Option<PathBuf>> {
+        let Some(text) = self.string(key)? else { return Ok(None) };
+        let dir = PathBuf::from(text);
+        let invalid = |why: String| Error::InvalidArgument {
+            key: key.to_string(),
+            value: text.to_string(),
+            expected: why,
+        };
+        if !dir.is_dir() {
+            return Err(invalid("an existing directory".into()));
+        }
+        let probe = dir.join(format!(".qemu-plugin-probe-{}", std::process::id()));
+        std::fs::File::create(&probe)
+            .map_err(|e| invalid(format!("a writable directory ({e})")))?;
+        let _ = std::fs::remove_file(&probe);
+        Ok(Some(dir))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_values_like_the_old_crate() {
+        let a = Args::parse(["b=on", "i=-3", "s=hello", "e="]).unwrap();
+        assert_eq!(a.parsed["b"], Value::Bool(true));
+        assert_eq!(a.parsed["i"], Value::Integer(-3));
+        assert_eq!(a.parsed["s"], Value::String("hello".into()));
+        assert_eq!(a.parsed["e"], Value::String(String::new()));
+        assert_eq!(a.raw, ["b=on", "i=-3", "s=hello", "e="]);
+    }
+
+    #[test]
+    fn malformed_arguments_are_named() {
+        let e = Args::parse(["inline"]).unwrap_err().to_string();
+        assert!(e.contains("`inline`") && e.contains("no value"), "{e}");
+        let e = Args::parse(["=x"]).unwrap_err().to_string();
+        assert!(e.contains("`=x`") && e.contains("no key"), "{e}");
+        let e = Args::parse(["a=1", "a=2"]).unwrap_err().to_string();
+        assert!(e.contains("`a`") && e.contains("more than once"), "{e}");
+    }
+
+    #[test]
+    fn typed_accessors_name_key_and_expectation() {
+        let a = Args::parse(["inline=maybe", "n=70000", "track=x", "dir=", "yes=y"]).unwrap();
+        let e = a.bool("inline", false).unwrap_err().to_string();
+        assert!(e.contains("`inline`") && e.contains("maybe") && e.contains("on/off"), "{e}");
+        assert!(a.bool("yes", false).unwrap());
+        assert!(!a.bool("absent", false).unwrap());
+        let e = a.u64("n", 0, 1..=65535).unwrap_err().to_string();
+        assert!(e.contains("`n`") && e.contains("70000") && e.contains("1 to 65535"), "{e}");
+        let e = a.choice("track", "rw", &["r", "w", "rw"]).unwrap_err().to_string();
+        assert!(e.contains("`track`") && e.contains("one of r, w, rw"), "{e}");
+        let e = a.string("dir").unwrap_err().to_string();
+        assert!(e.contains("`dir`") && e.contains("non-empty"), "{e}");
+        let e = a.expect_only(&["inline", "n"]).unwrap_err().to_string();
+        assert!(e.contains("unknown argument `track`") && e.contains("inline, n"), "{e}");
+    }
+
+    #[test]
+    fn writable_dir_checks_existence() {
+        let a = Args::parse(["dir=/definitely/not/here"]).unwrap();
+        let e = a.writable_dir("dir").unwrap_err().to_string();
+        assert!(e.contains("`dir`") && e.contains("existing directory"), "{e}");
+        let tmp = std::env::temp_dir();
+        let a = Args::parse([format!("dir={}", tmp.display())]).unwrap();
+        assert_eq!(a.writable_dir("dir").unwrap(), Some(tmp));
+    }
+}

@@ -1,0 +1,146 @@
+//! Safe, high-level bindings to QEMU's TCG plugin API, with a lock-free, per-vCPU
+//! sharded callback runtime.
+//!
+//! Write a plugin by implementing [`PerVcpu`]: each vCPU gets its own shard of state,
+//! reached from the exec, memory and syscall callbacks without any lock; shards are merged
+//! into a total when a vCPU exits and when QEMU exits. A per-vCPU instruction counter:
+//!
+//! ```
+//! use qemu_plugin::{per_vcpu, Args, Info, PerVcpu, Result, Translation, Vcpu, VCPUIndex};
+//!
+//! #[derive(Default)]
+//! struct Insns(u64);
+//!
+//! struct Icount;
+//!
+//! impl PerVcpu for Icount {
+//!     type Config = ();
+//!     type Shard = Insns;
+//!     type Total = Vec<(VCPUIndex, u64)>;
+//!
+//!     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
+//!         args.expect_only(&[])?;
+//!         Ok((Icount, ()))
+//!     }
+//!     fn new_shard(&self, _vcpu: VCPUIndex) -> Result<Insns> {
+//!         Ok(Insns::default())
+//!     }
+//!     fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+//!         let n = tb.size() as u64;
+//!         tb.on_exec(move |cpu: &mut Vcpu<Self>| cpu.0 += n);
+//!         Ok(())
+//!     }
+//!     fn merge(&self, total: &mut Self::Total, cpu: Vcpu<Self>) -> Result<()> {
+//!         total.push((cpu.index(), cpu.0));
+//!         Ok(())
+//!     }
+//!     fn on_exit(&self, total: Self::Total) -> Result<()> {
+//!         let sum: u64 = total.iter().map(|(_, n)| n).sum();
+//!         qemu_plugin::qemu_plugin_outs(format!("total insns: {sum}\n"))
+//!     }
+//! }
+//!
+//! per_vcpu!(Icount);
+//! ```
+//!
+//! Build it as a `cdylib` and load it with `qemu-x86_64 -plugin ./libicount.so ./prog`.
+//!
+//! The plugin surface of the `qemu-plugin` 10.1.0-v2 crate ([`HasCallbacks`],
+//! [`Register`], [`register!`]) is kept as the compatibility path; see [`plugin`] for
+//! what it costs.
+//!
+//! # QEMU versions
+//! Choose one feature: `plugin-api-v5` (default) for QEMU 10.1 and later, or
+//! `plugin-api-v4` for QEMU 9.2 and 10.0. Items say which QEMU they need;
+//! [`qemu_plugin_register_vcpu_discon_cb`] needs QEMU 10.2 and is looked up at run time.
+
+#[cfg(all(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
+compile_error!(
+    "features `plugin-api-v4` and `plugin-api-v5` are mutually exclusive: for QEMU 9.2/10.0 use \
+     `default-features = false, features = [\"plugin-api-v4\"]`; for QEMU >= 10.1 keep the default"
+);
+#[cfg(not(any(feature = "plugin-api-v4", feature = "plugin-api-v5")))]
+compile_error!(
+    "choose a QEMU plugin API: enable feature `plugin-api-v5` (QEMU >= 10.1, the default) or \
+     `plugin-api-v4` (QEMU 9.2 and 10.0)"
+);
+
+use std::ffi::c_uint;
+
+pub mod api;
+pub mod callbacks;
+mod compat;
+pub mod error;
+mod glib;
+pub mod handles;
+mod host;
+pub mod install;
+pub mod plugin;
+pub mod runtime;
+pub mod scoreboard;
+pub mod sys;
+
+#[cfg(any(test, feature = "mock"))]
+pub mod mock;
+
+pub use api::guest::*;
+pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};
+pub use api::time::{TimeControl, qemu_plugin_request_time_control, qemu_plugin_update_ns};
+pub use callbacks::discon::{DisconCallback, DisconKind, DisconTypes, qemu_plugin_register_vcpu_discon_cb};
+pub use callbacks::lifecycle::*;
+pub use callbacks::syscall::*;
+pub use compat::*;
+pub use error::{Error, HwaddrOperationResult, Result};
+pub use handles::insn::Instruction;
+pub use handles::mem::{HwAddr, MemValue, MemoryInfo};
+pub use handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
+pub use handles::tb::{TranslationBlock, TranslationBlockIterator};
+pub use install::{Args, Info, PLUGIN_INSTALL_SUCCESS, System, Value, Version, qemu_plugin_install, qemu_plugin_version};
+pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
+pub use runtime::{
+    Condition, Discontinuity, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch, Syscall,
+    SyscallReturn, Translation, Vcpu, set_config,
+};
+pub use scoreboard::{
+    PluginU64, Scoreboard, ScoreboardEntry, qemu_plugin_scoreboard_sum, qemu_plugin_u64_add,
+    qemu_plugin_u64_get, qemu_plugin_u64_set,
+};
+
+/// The index of a vCPU (`unsigned int vcpu_index`).
+pub type VCPUIndex = c_uint;
+/// The plugin's id, given at install (`qemu_plugin_id_t`).
+pub type PluginId = sys::qemu_plugin_id_t;
+/// Whether a callback may read or write registers (`enum qemu_plugin_cb_flags`).
+pub type CallbackFlags = sys::qemu_plugin_cb_flags;
+/// Which memory accesses a callback wants (`enum qemu_plugin_mem_rw`).
+pub type MemRW = sys::qemu_plugin_mem_rw;
+/// A conditional callback's comparison (`enum qemu_plugin_cond`). Needs: QEMU 9.1.
+pub type PluginCondition = sys::qemu_plugin_cond;
+/// An inline operation (`enum qemu_plugin_op`).
+pub type PluginOp = sys::qemu_plugin_op;
+/// A raw vCPU init callback (`qemu_plugin_vcpu_simple_cb_t`).
+pub type VCPUInitCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+/// A raw vCPU exit callback.
+pub type VCPUExitCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+/// A raw vCPU idle callback.
+pub type VCPUIdleCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+/// A raw vCPU resume callback.
+pub type VCPUResumeCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+/// A raw translation callback (`qemu_plugin_vcpu_tb_trans_cb_t`).
+pub type VCPUTranslationBlockTranslationCallback = sys::qemu_plugin_vcpu_tb_trans_cb_t;
+/// A raw flush callback (`qemu_plugin_simple_cb_t`).
+pub type FlushCallback = sys::qemu_plugin_simple_cb_t;
+/// A raw syscall callback (`qemu_plugin_vcpu_syscall_cb_t`).
+pub type SyscallCallback = sys::qemu_plugin_vcpu_syscall_cb_t;
+/// A raw syscall-return callback (`qemu_plugin_vcpu_syscall_ret_cb_t`).
+pub type SyscallReturnCallback = sys::qemu_plugin_vcpu_syscall_ret_cb_t;
+
+/// True while the mock host drives the crate (a `mock` build refuses to install otherwise).
+#[cfg(any(test, feature = "mock"))]
+fn mock_active() -> bool {
+    mock::is_active()
+}
+#[cfg(not(any(test, feature = "mock")))]
+fn mock_active() -> bool {
+    false
+}

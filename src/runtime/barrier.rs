@@ -1,0 +1,85 @@
+//! The asymmetric fence that lets exit-time code take a vCPU's shard while that vCPU's
+//! thread may still be entering a syscall or lifecycle hook, without a read-modify-write
+//! on the hook's path.
+//!
+//! The hook side ([`light`]) is a compiler fence; the exit side ([`heavy`]) is a
+//! `membarrier(2)` call, which makes every running thread of the process execute a full
+//! memory barrier. Together they order "hook marks itself busy, then checks closed"
+//! against "exit marks closed, then checks busy" (the store-load pattern of Dekker's
+//! algorithm). Where `membarrier` is unavailable both sides use `fence(SeqCst)`.
+
+use std::ffi::c_long;
+use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
+
+const UNSET: u8 = 0;
+const FENCES: u8 = 1;
+const PRIVATE: u8 = 2;
+const GLOBAL: u8 = 3;
+
+static MODE: AtomicU8 = AtomicU8::new(UNSET);
+
+const CMD_QUERY: c_long = 0;
+const CMD_GLOBAL: c_long = 1;
+const CMD_PRIVATE_EXPEDITED: c_long = 8;
+const CMD_REGISTER_PRIVATE_EXPEDITED: c_long = 16;
+
+#[cfg(target_arch = "x86_64")]
+const SYS_MEMBARRIER: Option<c_long> = Some(324);
+#[cfg(target_arch = "aarch64")]
+const SYS_MEMBARRIER: Option<c_long> = Some(283);
+#[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+const SYS_MEMBARRIER: Option<c_long> = None;
+
+unsafe extern "C" {
+    fn syscall(number: c_long, ...) -> c_long;
+}
+
+fn membarrier(cmd: c_long) -> c_long {
+    match SYS_MEMBARRIER {
+        // SAFETY: membarrier(cmd, flags=0, cpu_id=0) only affects memory ordering; it
+        // reads and writes no user memory.
+        Some(nr) => unsafe { syscall(nr, cmd, 0 as c_long, 0 as c_long) },
+        None => -1,
+    }
+}
+
+/// Chooses the mechanism. Call once at install, before any hook can run.
+pub(crate) fn init() {
+    if MODE.load(Ordering::Relaxed) != UNSET {
+        return;
+    }
+    let supported = membarrier(CMD_QUERY);
+    let mode = if supported > 0 && supported & CMD_PRIVATE_EXPEDITED != 0 && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0 {
+        PRIVATE
+    } else if supported > 0 && supported & CMD_GLOBAL != 0 {
+        GLOBAL
+    } else {
+        FENCES
+    };
+    MODE.store(mode, Ordering::Relaxed);
+}
+
+/// The hook side: between "I am busy" and "is the slot closed?".
+#[inline(always)]
+pub(crate) fn light() {
+    // UNSET behaves as FENCES, so a hook that runs before `init` is still ordered.
+    if MODE.load(Ordering::Relaxed) < PRIVATE {
+        fence(Ordering::SeqCst);
+    } else {
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
+/// The exit side: between "the slot is closed" and "is its owner busy?".
+pub(crate) fn heavy() {
+    let ok = match MODE.load(Ordering::Relaxed) {
+        PRIVATE => membarrier(CMD_PRIVATE_EXPEDITED) == 0,
+        GLOBAL => membarrier(CMD_GLOBAL) == 0,
+        _ => true,
+    };
+    fence(Ordering::SeqCst);
+    if !ok {
+        // membarrier worked at init but not now: give store buffers time to drain.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}

@@ -1,0 +1,22 @@
+//! The lock-free, per-vCPU sharded callback runtime behind [`PerVcpu`].
+//!
+//! An event's path (see docs/architecture.md): QEMU calls a generic `extern "C"` hook →
+//! the hook finds the installed [`driver`] runtime through one global pointer → the
+//! vCPU's [`slot`] in the never-moving [`shards`] array, by index → the user's closure or
+//! hook gets `&mut` that vCPU's shard ([`Vcpu`]) → at vCPU exit, and at QEMU's exit for
+//! the rest, the shard is merged into the total.
+
+mod barrier;
+mod driver;
+mod inline;
+mod per_vcpu;
+mod shards;
+mod slot;
+mod translate;
+mod vcpu;
+
+pub use driver::{allocated_slots, install, set_config};
+pub use inline::{Condition, InlineCounter};
+pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
+pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
+pub use vcpu::Vcpu;

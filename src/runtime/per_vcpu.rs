@@ -1,0 +1,111 @@
+//! The `PerVcpu` trait a scalable plugin implements, and the event types its hooks get.
+
+use crate::callbacks::discon::{DisconKind, DisconTypes};
+use crate::error::Result;
+use crate::{Args, Info, VCPUIndex};
+
+use super::translate::Translation;
+use super::vcpu::Vcpu;
+
+/// A plugin whose state is sharded per vCPU.
+///
+/// - [`PerVcpu::new`] parses the arguments at install: an `Err` refuses the plugin with
+///   one line naming the problem.
+/// - Each vCPU gets a [`Self::Shard`] from [`PerVcpu::new_shard`], on its own thread, at
+///   its init (or lazily, on its first event if that comes first).
+/// - [`PerVcpu::translate`] registers per-block or per-instruction closures that get
+///   `&mut` [`Vcpu<Self>`] of whichever vCPU executes them, with no lock.
+/// - When a vCPU exits, and at QEMU's exit for the rest, [`PerVcpu::merge`] folds its
+///   shard into [`Self::Total`], which [`PerVcpu::on_exit`] receives.
+/// - [`Self::Config`] is shared by all vCPUs and may be replaced while the guest runs
+///   ([`crate::set_config`]); each vCPU sees the new value at its next event.
+///
+/// An `Err` or a panic in any method is reported once through `qemu_plugin_outs`, and the
+/// plugin uninstalls itself; QEMU keeps running the guest.
+///
+/// Register the type with [`per_vcpu!`](crate::per_vcpu). Needs: QEMU 9.2 with
+/// `plugin-api-v4`, QEMU 10.1 with `plugin-api-v5`.
+#[allow(unused_variables)]
+pub trait PerVcpu: Sized + Send + Sync + 'static {
+    /// Configuration shared by every vCPU, replaceable at run time.
+    type Config: Send + Sync + 'static;
+    /// One vCPU's state.
+    type Shard: Send + 'static;
+    /// The merged result.
+    type Total: Default + Send + 'static;
+
+    /// Which discontinuities to receive (QEMU >= 10.2); none by default. Asking for some
+    /// on an older QEMU makes install fail with a message saying so.
+    const DISCONTINUITIES: DisconTypes = DisconTypes::NONE;
+
+    /// Builds the plugin and its initial configuration from the arguments.
+    fn new(args: &Args, info: &Info) -> Result<(Self, Self::Config)>;
+
+    /// A fresh shard for vCPU `vcpu` (called on that vCPU's thread).
+    fn new_shard(&self, vcpu: VCPUIndex) -> Result<Self::Shard>;
+
+    /// Called for each translated block; may run on several threads at once in system mode.
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        Ok(())
+    }
+
+    /// A syscall is about to run on `vcpu` (user mode).
+    fn syscall(&self, vcpu: &mut Vcpu<Self>, call: &Syscall) -> Result<()> {
+        Ok(())
+    }
+
+    /// A syscall returned on `vcpu` (user mode).
+    fn syscall_return(&self, vcpu: &mut Vcpu<Self>, ret: &SyscallReturn) -> Result<()> {
+        Ok(())
+    }
+
+    /// `vcpu` went idle (system mode).
+    fn idle(&self, vcpu: &mut Vcpu<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    /// `vcpu` resumed (system mode).
+    fn resume(&self, vcpu: &mut Vcpu<Self>) -> Result<()> {
+        Ok(())
+    }
+
+    /// A discontinuity of a kind in [`Self::DISCONTINUITIES`] happened on `vcpu`.
+    fn discontinuity(&self, vcpu: &mut Vcpu<Self>, event: &Discontinuity) -> Result<()> {
+        Ok(())
+    }
+
+    /// Folds an exiting (or, at QEMU's exit, remaining) vCPU's shard into the total.
+    fn merge(&self, total: &mut Self::Total, vcpu: Vcpu<Self>) -> Result<()>;
+
+    /// Receives the total once, at QEMU's exit.
+    fn on_exit(&self, total: Self::Total) -> Result<()>;
+}
+
+/// A syscall entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Syscall {
+    /// The syscall number.
+    pub num: i64,
+    /// Its eight raw arguments.
+    pub args: [u64; 8],
+}
+
+/// A syscall return.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SyscallReturn {
+    /// The syscall number.
+    pub num: i64,
+    /// The return value (negative errno on failure, in Linux's convention).
+    pub ret: i64,
+}
+
+/// A discontinuity: the vCPU's PC jumped for a reason other than a branch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Discontinuity {
+    /// What kind.
+    pub kind: DisconKind,
+    /// Where it happened (see QEMU's `qemu_plugin_vcpu_discon_cb_t` for each kind).
+    pub from_pc: u64,
+    /// The next instruction to execute.
+    pub to_pc: u64,
+}

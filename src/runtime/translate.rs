@@ -1,0 +1,189 @@
+//! What a [`PerVcpu`] plugin sees at translation time: the block and its instructions,
+//! the shared configuration, a per-host-thread scratch area, and registration of closures
+//! that run on the executing vCPU's shard.
+//!
+//! A registered closure captures its per-block or per-instruction data by value (it is
+//! immutable from then on) and receives `&mut Vcpu<P>` of whichever vCPU executes it.
+//! Its memory is freed at the next translation-cache flush; a closure that captures
+//! nothing is never allocated.
+
+use std::any::Any;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use super::driver::{Runtime, on_exec};
+use super::inline::{Condition, InlineCounter};
+use super::per_vcpu::PerVcpu;
+use super::vcpu::Vcpu;
+use crate::handles::insn::Instruction;
+use crate::handles::mem::MemoryInfo;
+use crate::handles::tb::TranslationBlock;
+use crate::{CallbackFlags, MemRW, PluginOp};
+
+/// Reusable per-host-thread space for translation callbacks (which run on several threads
+/// at once in system mode): cleared by nobody, reused by the next translation on the same
+/// thread.
+#[derive(Default)]
+pub struct Scratch {
+    /// A byte buffer.
+    pub bytes: Vec<u8>,
+    /// A text buffer.
+    pub text: String,
+    any: Option<Box<dyn Any + Send>>,
+}
+
+impl Scratch {
+    /// A value of type `T` kept for this thread, created with `T::default()` on first use
+    /// (or when a different type was kept before).
+    pub fn get<T: Default + Send + 'static>(&mut self) -> &mut T {
+        if !self.any.as_ref().is_some_and(|a| a.is::<T>()) {
+            self.any = Some(Box::new(T::default()));
+        }
+        self.any.as_mut().and_then(|a| a.downcast_mut::<T>()).expect("just set")
+    }
+}
+
+/// The block being translated, for a [`PerVcpu`] plugin.
+pub struct Translation<'a, P: PerVcpu> {
+    tb: TranslationBlock<'a>,
+    config: arc_swap::Guard<Arc<P::Config>>,
+    scratch: &'a mut Scratch,
+}
+
+impl<'a, P: PerVcpu> Translation<'a, P> {
+    pub(crate) fn new(tb: TranslationBlock<'a>, rt: &'static Runtime<P>, scratch: &'a mut Scratch) -> Self {
+        Self { tb, config: rt.config.load(), scratch }
+    }
+
+    /// The configuration current at this translation.
+    pub fn config(&self) -> &P::Config {
+        &self.config
+    }
+
+    /// This thread's scratch area.
+    pub fn scratch(&mut self) -> &mut Scratch {
+        self.scratch
+    }
+
+    /// The raw block handle (all of [`TranslationBlock`]'s methods).
+    pub fn tb(&self) -> &TranslationBlock<'a> {
+        &self.tb
+    }
+
+    /// The number of instructions.
+    pub fn size(&self) -> usize {
+        self.tb.size()
+    }
+
+    /// The block's guest virtual address.
+    pub fn vaddr(&self) -> u64 {
+        self.tb.vaddr()
+    }
+
+    /// The block's instructions, in order.
+    pub fn instructions(&self) -> impl Iterator<Item = InsnTranslation<'a, P>> + use<'a, '_, P> {
+        self.tb.instructions().map(|insn| InsnTranslation { insn, marker: std::marker::PhantomData })
+    }
+
+    /// Runs `f` on the executing vCPU's shard each time the block executes.
+    pub fn on_exec<F>(&self, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        self.tb.register_execute_callback(move |i| on_exec::<P>(i, &f));
+    }
+
+    /// Runs `f` when the block executes and the executing vCPU's `counter <cond> imm`.
+    pub fn on_exec_if<F>(&self, counter: &InlineCounter, cond: Condition, imm: u64, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        self.tb.register_conditional_execute_callback(move |i| on_exec::<P>(i, &f), cond.into(), counter.entry(), imm);
+    }
+
+    /// Adds `imm` to the executing vCPU's `counter` each time the block executes (inline).
+    pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
+        self.tb.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+    }
+
+    /// Stores `imm` into the executing vCPU's `counter` each time the block executes.
+    pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
+        self.tb.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, counter.entry(), imm);
+    }
+}
+
+/// One instruction of the block being translated, for a [`PerVcpu`] plugin. Dereferences
+/// to [`Instruction`] (vaddr, size, data, disassembly, symbol, haddr).
+pub struct InsnTranslation<'a, P: PerVcpu> {
+    insn: Instruction<'a>,
+    marker: std::marker::PhantomData<fn() -> P>,
+}
+
+impl<'a, P: PerVcpu> Deref for InsnTranslation<'a, P> {
+    type Target = Instruction<'a>;
+
+    fn deref(&self) -> &Instruction<'a> {
+        &self.insn
+    }
+}
+
+/// One memory access, as a [`PerVcpu`] memory closure sees it.
+#[derive(Debug, Clone, Copy)]
+pub struct MemAccess<'a> {
+    /// The guest virtual address.
+    pub vaddr: u64,
+    /// Size, direction, value...
+    pub info: MemoryInfo<'a>,
+}
+
+impl<P: PerVcpu> InsnTranslation<'_, P> {
+    /// Runs `f` on the executing vCPU's shard each time the instruction executes.
+    pub fn on_exec<F>(&self, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        self.insn.register_execute_callback(move |i| on_exec::<P>(i, &f));
+    }
+
+    /// As [`Self::on_exec`], with register access `flags` (to read or write registers).
+    pub fn on_exec_flags<F>(&self, flags: CallbackFlags, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        self.insn.register_execute_callback_flags(move |i| on_exec::<P>(i, &f), flags);
+    }
+
+    /// Runs `f` when the instruction executes and the executing vCPU's `counter <cond> imm`.
+    pub fn on_exec_if<F>(&self, counter: &InlineCounter, cond: Condition, imm: u64, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        self.insn.register_conditional_execute_callback(move |i| on_exec::<P>(i, &f), cond.into(), counter.entry(), imm);
+    }
+
+    /// Adds `imm` to the executing vCPU's `counter` each time the instruction executes.
+    pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
+        self.insn.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+    }
+
+    /// Stores `imm` into the executing vCPU's `counter` each time the instruction executes.
+    pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
+        self.insn.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, counter.entry(), imm);
+    }
+
+    /// Runs `f` on the executing vCPU's shard for each memory access matching `rw`.
+    pub fn on_mem<F>(&self, rw: MemRW, f: F)
+    where
+        F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>) + Send + Sync + 'static,
+    {
+        self.insn.register_memory_access_callback(
+            move |i, info, vaddr| on_exec::<P>(i, |v| f(v, MemAccess { vaddr, info })),
+            rw,
+        );
+    }
+
+    /// Adds `imm` to the executing vCPU's `counter` on each memory access matching `rw`.
+    pub fn inline_mem_add(&self, rw: MemRW, counter: &InlineCounter, imm: u64) {
+        self.insn.register_memory_inline_per_vcpu(rw, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+    }
+}

@@ -1,0 +1,71 @@
+//! `Vcpu<P>`: one vCPU's shard as user code sees it, with the vCPU's index and a cheap,
+//! revalidating handle to the shared configuration.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use arc_swap::{ArcSwap, Cache};
+
+use super::inline::InlineCounter;
+use super::per_vcpu::PerVcpu;
+use crate::VCPUIndex;
+
+/// One vCPU's shard, handed by `&mut` to the closures and hooks that run on that vCPU.
+///
+/// Dereferences to the plugin's [`PerVcpu::Shard`].
+pub struct Vcpu<P: PerVcpu> {
+    shard: P::Shard,
+    index: VCPUIndex,
+    config: Cache<&'static ArcSwap<P::Config>, Arc<P::Config>>,
+}
+
+impl<P: PerVcpu> Vcpu<P> {
+    pub(crate) fn new(shard: P::Shard, index: VCPUIndex, config: &'static ArcSwap<P::Config>) -> Self {
+        Self { shard, index, config: Cache::new(config) }
+    }
+
+    /// This vCPU's index.
+    #[inline]
+    pub fn index(&self) -> VCPUIndex {
+        self.index
+    }
+
+    /// The current configuration. Costs one atomic load to check for a newer value; a
+    /// value replaced by [`crate::set_config`] is seen at the next call.
+    #[inline]
+    pub fn config(&mut self) -> &P::Config {
+        self.config.load()
+    }
+
+    /// This vCPU's value of an inline counter.
+    pub fn inline(&self, counter: &InlineCounter) -> u64 {
+        counter.get(self.index)
+    }
+
+    /// Takes this vCPU's value of an inline counter, resetting it to zero (use it in
+    /// [`PerVcpu::merge`], so a reused index starts from zero).
+    pub fn take_inline(&self, counter: &InlineCounter) -> u64 {
+        counter.take(self.index)
+    }
+
+    /// The shard itself.
+    pub fn into_shard(self) -> P::Shard {
+        self.shard
+    }
+}
+
+impl<P: PerVcpu> Deref for Vcpu<P> {
+    type Target = P::Shard;
+
+    #[inline(always)]
+    fn deref(&self) -> &P::Shard {
+        &self.shard
+    }
+}
+
+impl<P: PerVcpu> DerefMut for Vcpu<P> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut P::Shard {
+        &mut self.shard
+    }
+}

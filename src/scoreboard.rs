@@ -1,0 +1,206 @@
+//! Scoreboards: QEMU-owned arrays with one entry per vCPU, and `PluginU64` handles to a
+//! `u64` inside each entry, which inline operations update without a callback.
+//!
+//! QEMU reallocates a scoreboard (moving it) when a vCPU index outgrows it, so entries
+//! are always looked up by index, never cached. Inline operations keep pointing at a
+//! scoreboard for as long as a translated block does; registering one therefore needs a
+//! `PluginU64<'static>`, i.e. a scoreboard that is never freed ([`Scoreboard::leak`]).
+
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+
+use crossbeam_utils::CachePadded;
+
+use crate::{VCPUIndex, sys};
+
+/// Types that may live in a scoreboard: plain data for which all-zero bytes are a valid
+/// value (QEMU zero-fills new entries) and any bytes written by an inline op into a
+/// `u64` field stay valid.
+///
+/// # Safety
+/// The all-zero bit pattern must be a valid `Self`, and `Self` must have no padding-
+/// sensitive invariants or pointers.
+pub unsafe trait ScoreboardEntry: Copy + Send + Sync + 'static {}
+
+macro_rules! entries {
+    ($($t:ty),*) => { $(
+        // SAFETY: an integer: every bit pattern, zero included, is valid.
+        unsafe impl ScoreboardEntry for $t {}
+    )* };
+}
+entries!(u8, u16, u32, u64, i8, i16, i32, i64, usize, isize);
+// SAFETY: an array of valid entries is zero-valid and plain data.
+unsafe impl<T: ScoreboardEntry, const N: usize> ScoreboardEntry for [T; N] {}
+// SAFETY: `CachePadded<T>` is `T` plus alignment padding.
+unsafe impl<T: ScoreboardEntry> ScoreboardEntry for CachePadded<T> {}
+
+/// A per-vCPU array of `T` managed by QEMU (`struct qemu_plugin_scoreboard *`).
+/// Freed on drop unless leaked. Needs: QEMU 9.0 (plugin API v2).
+#[derive(Debug)]
+pub struct Scoreboard<T: ScoreboardEntry> {
+    ptr: NonNull<sys::qemu_plugin_scoreboard>,
+    marker: PhantomData<T>,
+}
+
+// SAFETY: QEMU's scoreboard functions may be called from any thread; entries are plain
+// data (`ScoreboardEntry: Send + Sync`).
+unsafe impl<T: ScoreboardEntry> Send for Scoreboard<T> {}
+// SAFETY: as above; shared access only reads or writes entries through QEMU's lookup.
+unsafe impl<T: ScoreboardEntry> Sync for Scoreboard<T> {}
+
+impl<T: ScoreboardEntry> Scoreboard<T> {
+    /// Allocates a zero-filled scoreboard. Call it at install (or from a callback).
+    pub fn new() -> Self {
+        // SAFETY: QEMU allocates and returns a non-null scoreboard of `size_of::<T>()`
+        // bytes per entry.
+        let p = unsafe { sys::qemu_plugin_scoreboard_new(size_of::<T>()) };
+        Self { ptr: NonNull::new(p).expect("qemu_plugin_scoreboard_new returned NULL"), marker: PhantomData }
+    }
+
+    /// Never frees the scoreboard, so inline operations may point into it.
+    pub fn leak(self) -> &'static Self {
+        Box::leak(Box::new(self))
+    }
+
+    pub(crate) fn raw(&self) -> *mut sys::qemu_plugin_scoreboard {
+        self.ptr.as_ptr()
+    }
+
+    fn entry(&self, vcpu: VCPUIndex) -> *mut T {
+        // SAFETY: the scoreboard is live; QEMU grows it to cover every vCPU index it has
+        // created, and returns the entry's current address.
+        unsafe { sys::qemu_plugin_scoreboard_find(self.raw(), vcpu) }.cast()
+    }
+
+    /// Reads vCPU `vcpu`'s entry. While that vCPU runs, inline operations may be writing
+    /// it concurrently (QEMU does not synchronise them), so the value may be stale; read
+    /// it from that vCPU's own callbacks, or once the vCPU has stopped, for exact values.
+    pub fn read(&self, vcpu: VCPUIndex) -> T {
+        // SAFETY: the entry exists (see `entry`), is aligned by QEMU's allocator for
+        // `size_of::<T>()` elements, and holds a valid `T` (zero-filled or written as `T`
+        // or through u64 inline ops, which `ScoreboardEntry` allows).
+        unsafe { self.entry(vcpu).read_volatile() }
+    }
+
+    /// Writes vCPU `vcpu`'s entry. The same caveat as [`Self::read`] applies.
+    pub fn write(&self, vcpu: VCPUIndex, value: T) {
+        // SAFETY: as in `read`.
+        unsafe { self.entry(vcpu).write_volatile(value) }
+    }
+
+    /// A handle to the `u64` at byte `offset` of each entry (the header's
+    /// `qemu_plugin_scoreboard_u64_in_struct`). Prefer [`scoreboard_u64_in_struct!`](crate::scoreboard_u64_in_struct).
+    ///
+    /// # Safety
+    /// `offset` must be the offset of a `u64` field of `T`.
+    pub unsafe fn u64_in_struct(&self, offset: usize) -> PluginU64<'_> {
+        PluginU64 { raw: sys::qemu_plugin_u64 { score: self.raw(), offset }, marker: PhantomData }
+    }
+}
+
+impl<T: ScoreboardEntry> Default for Scoreboard<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: ScoreboardEntry> Drop for Scoreboard<T> {
+    fn drop(&mut self) {
+        // SAFETY: the scoreboard is live and freed once. No inline op can still point at
+        // it: registering one needs a `PluginU64<'static>`, which a droppable scoreboard
+        // cannot produce.
+        unsafe { sys::qemu_plugin_scoreboard_free(self.raw()) }
+    }
+}
+
+impl Scoreboard<u64> {
+    /// A handle to each entry (the header's `qemu_plugin_scoreboard_u64`).
+    pub fn u64(&self) -> PluginU64<'_> {
+        // SAFETY: offset 0 of a `u64` entry is that `u64`.
+        unsafe { self.u64_in_struct(0) }
+    }
+}
+
+impl Scoreboard<CachePadded<u64>> {
+    /// A handle to each padded entry's `u64`.
+    pub fn u64(&self) -> PluginU64<'_> {
+        // SAFETY: `CachePadded<u64>` starts with its `u64`.
+        unsafe { self.u64_in_struct(0) }
+    }
+}
+
+/// `qemu_plugin_scoreboard_u64_in_struct`: a [`PluginU64`] to `$field` (which must be a
+/// `u64`) of each `$ty` entry of `$scoreboard`.
+#[macro_export]
+macro_rules! scoreboard_u64_in_struct {
+    ($scoreboard:expr, $ty:ty, $field:ident) => {{
+        let _type_check: fn(&$ty) -> &u64 = |e| &e.$field;
+        let sb: &$crate::scoreboard::Scoreboard<$ty> = $scoreboard;
+        // SAFETY: the closure above proves `$field` is a `u64` field of `$ty`.
+        unsafe { sb.u64_in_struct(::core::mem::offset_of!($ty, $field)) }
+    }};
+}
+
+/// One `u64` in each entry of a scoreboard (`qemu_plugin_u64`), borrowed from it.
+/// Needs: QEMU 9.0 (plugin API v2).
+#[derive(Debug, Clone, Copy)]
+pub struct PluginU64<'s> {
+    raw: sys::qemu_plugin_u64,
+    marker: PhantomData<&'s ()>,
+}
+
+// SAFETY: a scoreboard pointer and an offset; QEMU's u64 functions are thread-safe.
+unsafe impl Send for PluginU64<'_> {}
+// SAFETY: as above.
+unsafe impl Sync for PluginU64<'_> {}
+
+impl PluginU64<'_> {
+    pub(crate) fn raw(&self) -> sys::qemu_plugin_u64 {
+        self.raw
+    }
+
+    /// Adds `value` to vCPU `vcpu`'s entry (not atomic: call it from that vCPU).
+    pub fn add(&self, vcpu: VCPUIndex, value: u64) {
+        // SAFETY: the handle points into a live scoreboard (lifetime 's).
+        unsafe { sys::qemu_plugin_u64_add(self.raw, vcpu, value) }
+    }
+
+    /// vCPU `vcpu`'s value.
+    pub fn get(&self, vcpu: VCPUIndex) -> u64 {
+        // SAFETY: as in `add`.
+        unsafe { sys::qemu_plugin_u64_get(self.raw, vcpu) }
+    }
+
+    /// Sets vCPU `vcpu`'s value.
+    pub fn set(&self, vcpu: VCPUIndex, value: u64) {
+        // SAFETY: as in `add`.
+        unsafe { sys::qemu_plugin_u64_set(self.raw, vcpu, value) }
+    }
+
+    /// The sum over all vCPUs.
+    pub fn sum(&self) -> u64 {
+        // SAFETY: as in `add`.
+        unsafe { sys::qemu_plugin_u64_sum(self.raw) }
+    }
+}
+
+/// Adds `added` to `entry` for `vcpu_index`. Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_u64_add(entry: PluginU64<'_>, vcpu_index: VCPUIndex, added: u64) -> crate::Result<()> {
+    entry.add(vcpu_index, added);
+    Ok(())
+}
+
+/// `entry`'s value for `vcpu_index`. Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_u64_get(entry: PluginU64<'_>, vcpu_index: VCPUIndex) -> u64 {
+    entry.get(vcpu_index)
+}
+
+/// Sets `entry` for `vcpu_index`. Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_u64_set(entry: PluginU64<'_>, vcpu_index: VCPUIndex, value: u64) {
+    entry.set(vcpu_index, value)
+}
+
+/// The sum of `entry` over all vCPUs. Needs: QEMU 9.0 (plugin API v2).
+pub fn qemu_plugin_scoreboard_sum(entry: PluginU64<'_>) -> u64 {
+    entry.sum()
+}

@@ -5,8 +5,8 @@
 //! Usage: `qemu-x86_64 -plugin target/release/examples/libtiny.so[,exec=on] -d plugin ./prog`
 
 use qemu_plugin::{
-    Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, Value,
-    install::Args, qemu_plugin_outs, register,
+    Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, Value, install::Args,
+    qemu_plugin_outs, register,
 };
 
 #[derive(Default)]
@@ -19,14 +19,20 @@ impl Register for TinyTrace {
         self.exec = match args.parsed.get("exec") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(other) => return Err(Error::msg(format!("exec must be on or off, not {other:?}"))),
+            Some(other) => {
+                return Err(Error::msg(format!("exec must be on or off, not {other:?}")));
+            }
         };
         Ok(())
     }
 }
 
 impl HasCallbacks for TinyTrace {
-    fn on_translation_block_translate(&mut self, _id: PluginId, tb: TranslationBlock) -> Result<()> {
+    fn on_translation_block_translate(
+        &mut self,
+        _id: PluginId,
+        tb: TranslationBlock,
+    ) -> Result<()> {
         for (idx, insn) in tb.instructions().enumerate() {
             let vaddr = insn.vaddr();
             let disas = insn.disas()?;

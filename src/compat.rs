@@ -3,11 +3,16 @@
 
 use crate::handles::mem::MemoryInfo;
 use crate::scoreboard::PluginU64;
-use crate::{CallbackFlags, Instruction, MemRW, PluginCondition, PluginOp, TranslationBlock, VCPUIndex};
+use crate::{
+    CallbackFlags, Instruction, MemRW, PluginCondition, PluginOp, TranslationBlock, VCPUIndex,
+};
 
 /// Runs `cb` each time `tb` executes. Needs: any QEMU with plugins.
-pub fn qemu_plugin_register_vcpu_tb_exec_cb<F>(tb: TranslationBlock<'_>, cb: F, flags: CallbackFlags)
-where
+pub fn qemu_plugin_register_vcpu_tb_exec_cb<F>(
+    tb: TranslationBlock<'_>,
+    cb: F,
+    flags: CallbackFlags,
+) where
     F: Fn(VCPUIndex) + Send + Sync + 'static,
 {
     tb.register_execute_callback_flags(cb, flags);
@@ -70,8 +75,12 @@ pub fn qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(
 }
 
 /// Runs `cb` on each memory access of `insn` matching `rw`. Needs: any QEMU with plugins.
-pub fn qemu_plugin_register_vcpu_mem_cb<F>(insn: Instruction<'_>, cb: F, flags: CallbackFlags, rw: MemRW)
-where
+pub fn qemu_plugin_register_vcpu_mem_cb<F>(
+    insn: Instruction<'_>,
+    cb: F,
+    flags: CallbackFlags,
+    rw: MemRW,
+) where
     F: for<'a> Fn(VCPUIndex, MemoryInfo<'a>, u64) + Send + Sync + 'static,
 {
     insn.register_memory_access_callback_flags(cb, rw, flags);

@@ -50,7 +50,9 @@ pub enum Error {
         argument: String,
     },
     /// A boolean argument does not parse.
-    #[error("invalid boolean for argument `{name}`: `{val}` (expected on/off, true/false or yes/no)")]
+    #[error(
+        "invalid boolean for argument `{name}`: `{val}` (expected on/off, true/false or yes/no)"
+    )]
     InvalidBool {
         /// The argument's key.
         name: String,
@@ -200,7 +202,9 @@ pub enum Error {
         type_name: &'static str,
     },
     /// A plugin built with the `mock` feature was loaded by something other than the mock host.
-    #[error("this plugin was built with the `mock` feature, which is for tests only: rebuild it without `--features mock`")]
+    #[error(
+        "this plugin was built with the `mock` feature, which is for tests only: rebuild it without `--features mock`"
+    )]
     BuiltWithMock,
     /// Any other failure, described in words.
     #[error("{0}")]

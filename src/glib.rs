@@ -1,7 +1,6 @@
 //! A real glib `GByteArray`, owned: the buffers QEMU's register and memory calls resize.
 //! (The older crate passed a stack-built imitation that QEMU reallocated: corruption.)
 
-use crate::error::{Error, Result};
 use crate::sys;
 
 /// An owned `GByteArray`, freed (with its data) on drop.
@@ -13,8 +12,10 @@ impl ByteArray {
         Self(unsafe { sys::g_byte_array_new() })
     }
 
-    pub(crate) fn from_slice(data: &[u8]) -> Result<Self> {
-        let len = u32::try_from(data.len()).map_err(|_| Error::BufferTooLarge { len: data.len() })?;
+    #[cfg(feature = "plugin-api-v5")]
+    pub(crate) fn from_slice(data: &[u8]) -> crate::Result<Self> {
+        let len = u32::try_from(data.len())
+            .map_err(|_| crate::Error::BufferTooLarge { len: data.len() })?;
         let a = Self::new();
         // SAFETY: `a.0` is a live GByteArray; glib copies `len` bytes from `data`.
         unsafe { sys::g_byte_array_append(a.0, data.as_ptr(), len) };
@@ -30,7 +31,11 @@ impl ByteArray {
         // NULL only when len is 0).
         unsafe {
             let a = &*self.0;
-            if a.len == 0 { &[] } else { std::slice::from_raw_parts(a.data, a.len as usize) }
+            if a.len == 0 {
+                &[]
+            } else {
+                std::slice::from_raw_parts(a.data, a.len as usize)
+            }
         }
     }
 

@@ -23,7 +23,10 @@ pub(crate) fn discon_register_fn() -> Option<sys::qemu_plugin_register_vcpu_disc
         //   `qemu_plugin_register_vcpu_discon_cb_fn` (include/qemu/qemu-plugin.h), so the
         //   transmute from the looked-up address is to the right function type.
         unsafe {
-            let addr = dl::dlsym(dl::RTLD_DEFAULT, c"qemu_plugin_register_vcpu_discon_cb".as_ptr());
+            let addr = dl::dlsym(
+                dl::RTLD_DEFAULT,
+                c"qemu_plugin_register_vcpu_discon_cb".as_ptr(),
+            );
             if addr.is_null() {
                 None
             } else {
@@ -58,7 +61,10 @@ pub(crate) fn pin_module() {
         };
         let here = pin_module as *const std::ffi::c_void;
         if dl::dladdr(here, &mut info) != 0 && !info.dli_fname.is_null() {
-            dl::dlopen(info.dli_fname, dl::RTLD_NOW | dl::RTLD_NOLOAD | dl::RTLD_NODELETE);
+            dl::dlopen(
+                info.dli_fname,
+                dl::RTLD_NOW | dl::RTLD_NOLOAD | dl::RTLD_NODELETE,
+            );
         }
     }
 }

@@ -86,7 +86,9 @@ pub mod mock;
 pub use api::guest::*;
 pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};
 pub use api::time::{TimeControl, qemu_plugin_request_time_control, qemu_plugin_update_ns};
-pub use callbacks::discon::{DisconCallback, DisconKind, DisconTypes, qemu_plugin_register_vcpu_discon_cb};
+pub use callbacks::discon::{
+    DisconCallback, DisconKind, DisconTypes, qemu_plugin_register_vcpu_discon_cb,
+};
 pub use callbacks::lifecycle::*;
 pub use callbacks::syscall::*;
 pub use compat::*;
@@ -95,7 +97,10 @@ pub use handles::insn::Instruction;
 pub use handles::mem::{HwAddr, MemValue, MemoryInfo};
 pub use handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
 pub use handles::tb::{TranslationBlock, TranslationBlockIterator};
-pub use install::{Args, Info, PLUGIN_INSTALL_SUCCESS, System, Value, Version, qemu_plugin_install, qemu_plugin_version};
+pub use install::{
+    Args, Info, PLUGIN_INSTALL_SUCCESS, System, Value, Version, qemu_plugin_install,
+    qemu_plugin_version,
+};
 pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
 pub use runtime::{
     Condition, Discontinuity, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch, Syscall,

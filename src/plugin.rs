@@ -53,7 +53,11 @@ pub trait HasCallbacks: Send + Sync + 'static {
     }
 
     /// A block is being translated: inspect it and register exec callbacks on it.
-    fn on_translation_block_translate(&mut self, id: PluginId, tb: TranslationBlock<'_>) -> Result<()> {
+    fn on_translation_block_translate(
+        &mut self,
+        id: PluginId,
+        tb: TranslationBlock<'_>,
+    ) -> Result<()> {
         Ok(())
     }
 
@@ -82,7 +86,13 @@ pub trait HasCallbacks: Send + Sync + 'static {
     }
 
     /// A syscall returned `ret` (user mode).
-    fn on_syscall_return(&mut self, id: PluginId, vcpu_index: VCPUIndex, num: i64, ret: i64) -> Result<()> {
+    fn on_syscall_return(
+        &mut self,
+        id: PluginId,
+        vcpu_index: VCPUIndex,
+        num: i64,
+        ret: i64,
+    ) -> Result<()> {
         Ok(())
     }
 }
@@ -192,11 +202,15 @@ extern "C" fn syscall(
     a7: u64,
     a8: u64,
 ) {
-    with_plugin(Hook::Syscall, |p| p.on_syscall(id, vcpu, num, a1, a2, a3, a4, a5, a6, a7, a8))
+    with_plugin(Hook::Syscall, |p| {
+        p.on_syscall(id, vcpu, num, a1, a2, a3, a4, a5, a6, a7, a8)
+    })
 }
 
 extern "C" fn syscall_ret(id: PluginId, vcpu: VCPUIndex, num: i64, ret: i64) {
-    with_plugin(Hook::SyscallReturn, |p| p.on_syscall_return(id, vcpu, num, ret))
+    with_plugin(Hook::SyscallReturn, |p| {
+        p.on_syscall_return(id, vcpu, num, ret)
+    })
 }
 
 /// Registers a 10.1-style plugin: `register!(MyPlugin)` or `register!(MyPlugin::new())`.

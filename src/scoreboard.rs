@@ -54,7 +54,10 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
         // SAFETY: QEMU allocates and returns a non-null scoreboard of `size_of::<T>()`
         // bytes per entry.
         let p = unsafe { sys::qemu_plugin_scoreboard_new(size_of::<T>()) };
-        Self { ptr: NonNull::new(p).expect("qemu_plugin_scoreboard_new returned NULL"), marker: PhantomData }
+        Self {
+            ptr: NonNull::new(p).expect("qemu_plugin_scoreboard_new returned NULL"),
+            marker: PhantomData,
+        }
     }
 
     /// Never frees the scoreboard, so inline operations may point into it.
@@ -94,7 +97,13 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
     /// # Safety
     /// `offset` must be the offset of a `u64` field of `T`.
     pub unsafe fn u64_in_struct(&self, offset: usize) -> PluginU64<'_> {
-        PluginU64 { raw: sys::qemu_plugin_u64 { score: self.raw(), offset }, marker: PhantomData }
+        PluginU64 {
+            raw: sys::qemu_plugin_u64 {
+                score: self.raw(),
+                offset,
+            },
+            marker: PhantomData,
+        }
     }
 }
 
@@ -185,7 +194,11 @@ impl PluginU64<'_> {
 }
 
 /// Adds `added` to `entry` for `vcpu_index`. Needs: QEMU 9.0 (plugin API v2).
-pub fn qemu_plugin_u64_add(entry: PluginU64<'_>, vcpu_index: VCPUIndex, added: u64) -> crate::Result<()> {
+pub fn qemu_plugin_u64_add(
+    entry: PluginU64<'_>,
+    vcpu_index: VCPUIndex,
+    added: u64,
+) -> crate::Result<()> {
     entry.add(vcpu_index, added);
     Ok(())
 }

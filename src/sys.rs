@@ -50,8 +50,11 @@ unsafe extern "C" {
     /// glib `g_byte_array_new`.
     pub fn g_byte_array_new() -> *mut GByteArray;
     /// glib `g_byte_array_append`.
-    pub fn g_byte_array_append(array: *mut GByteArray, data: *const u8, len: c_uint)
-    -> *mut GByteArray;
+    pub fn g_byte_array_append(
+        array: *mut GByteArray,
+        data: *const u8,
+        len: c_uint,
+    ) -> *mut GByteArray;
     /// glib `g_byte_array_free`.
     pub fn g_byte_array_free(array: *mut GByteArray, free_segment: gboolean) -> *mut u8;
     /// glib `g_array_free`.

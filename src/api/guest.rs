@@ -63,10 +63,15 @@ pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     let len = len32(buf.len())?;
     let arr = ByteArray::new();
     // SAFETY: as for the vaddr read.
-    let r = hw_result(unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) });
+    let r =
+        hw_result(unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) });
     let got = arr.as_slice();
     if r != crate::HwaddrOperationResult::Ok || got.len() < buf.len() {
-        return Err(Error::HwaddrReadError { addr, len, result: r });
+        return Err(Error::HwaddrReadError {
+            addr,
+            len,
+            result: r,
+        });
     }
     buf.copy_from_slice(&got[..buf.len()]);
     Ok(())

@@ -55,7 +55,10 @@ pub(crate) fn udata<F>(f: F) -> Udata
 where
     F: Fn(VCPUIndex) + Send + Sync + 'static,
 {
-    Udata { cb: Some(vcpu_udata::<F>), userdata: stash(f) }
+    Udata {
+        cb: Some(vcpu_udata::<F>),
+        userdata: stash(f),
+    }
 }
 
 /// A registered memory closure: the trampoline and the `userdata` to give QEMU.
@@ -69,5 +72,8 @@ pub(crate) fn mem_udata<F>(f: F) -> MemUdata
 where
     F: for<'a> Fn(VCPUIndex, MemoryInfo<'a>, u64) + Send + Sync + 'static,
 {
-    MemUdata { cb: Some(vcpu_mem::<F>), userdata: stash(f) }
+    MemUdata {
+        cb: Some(vcpu_mem::<F>),
+        userdata: stash(f),
+    }
 }

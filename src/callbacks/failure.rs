@@ -93,18 +93,27 @@ fn payload_text(payload: &(dyn Any + Send)) -> String {
 fn fail(hook: Hook, what: String) {
     if INSTALLING.load(Ordering::Relaxed) {
         // qemu_plugin_install turns this into a refusal; QEMU forbids uninstalling here.
-        let _ = panic::catch_unwind(|| install_error(&Error::Other(format!("in {}: {what}", hook.name()))));
+        let _ = panic::catch_unwind(|| {
+            install_error(&Error::Other(format!("in {}: {what}", hook.name())))
+        });
         return;
     }
     if REPORTED.swap(true, Ordering::Relaxed) {
         return;
     }
-    let uninstall = !matches!(hook, Hook::AtExit | Hook::Flush | Hook::Uninstall | Hook::Reset);
+    let uninstall = !matches!(
+        hook,
+        Hook::AtExit | Hook::Flush | Hook::Uninstall | Hook::Reset
+    );
     let line = format!(
         "{}: {what} (in the {} callback){}\n",
         crate::install::plugin_name(),
         hook.name(),
-        if uninstall { "; uninstalling the plugin, the guest continues" } else { "" }
+        if uninstall {
+            "; uninstalling the plugin, the guest continues"
+        } else {
+            ""
+        }
     );
     let _ = panic::catch_unwind(|| crate::api::misc::outs_raw(&line));
     if uninstall {

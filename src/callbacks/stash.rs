@@ -46,7 +46,10 @@ pub(crate) fn stash<F: Send + Sync + 'static>(f: F) -> *mut c_void {
     let list = LISTS.get_or(|| Mutex::new(Vec::new()));
     list.lock()
         .unwrap_or_else(|p| p.into_inner())
-        .push(Stashed { ptr: ptr.cast(), drop: drop_box::<F> });
+        .push(Stashed {
+            ptr: ptr.cast(),
+            drop: drop_box::<F>,
+        });
     LIVE.fetch_add(1, Ordering::Relaxed);
     ptr.cast()
 }

@@ -25,7 +25,6 @@ pub(crate) enum Hook {
     Uninstall,
     Reset,
     ForEach,
-    Merge,
 }
 
 impl Hook {
@@ -47,7 +46,6 @@ impl Hook {
             Hook::Uninstall => "uninstall",
             Hook::Reset => "reset",
             Hook::ForEach => "vcpu_for_each",
-            Hook::Merge => "merge",
         }
     }
 }

@@ -26,7 +26,10 @@ impl<'a> Instruction<'a> {
     /// `ptr` is an instruction of the block being translated, and the result must not
     /// outlive the translation callback.
     pub(crate) unsafe fn from_raw(ptr: *mut sys::qemu_plugin_insn) -> Option<Self> {
-        NonNull::new(ptr).map(|ptr| Self { ptr, marker: PhantomData })
+        NonNull::new(ptr).map(|ptr| Self {
+            ptr,
+            marker: PhantomData,
+        })
     }
 
     fn raw(&self) -> *mut sys::qemu_plugin_insn {
@@ -165,7 +168,12 @@ impl<'a> Instruction<'a> {
         // SAFETY: the instruction is being translated; `entry` is in a never-freed
         // scoreboard.
         unsafe {
-            sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(self.raw(), op, entry.raw(), imm)
+            sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(
+                self.raw(),
+                op,
+                entry.raw(),
+                imm,
+            )
         };
     }
 

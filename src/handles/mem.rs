@@ -21,7 +21,10 @@ impl MemoryInfo<'_> {
     /// `info` is the meminfo QEMU passed to the memory callback now running; the result
     /// must not outlive it.
     pub(crate) unsafe fn new(info: sys::qemu_plugin_meminfo_t) -> Self {
-        Self { info, marker: PhantomData }
+        Self {
+            info,
+            marker: PhantomData,
+        }
     }
 
     /// log2 of the access size in bytes (0 = byte, 3 = 8 bytes).
@@ -63,7 +66,10 @@ impl MemoryInfo<'_> {
     pub fn hwaddr(&self, vaddr: u64) -> Option<HwAddr<'_>> {
         // SAFETY: valid during the memory callback; QEMU returns NULL in user mode.
         let p = unsafe { sys::qemu_plugin_get_hwaddr(self.info, vaddr) };
-        NonNull::new(p).map(|ptr| HwAddr { ptr, marker: PhantomData })
+        NonNull::new(p).map(|ptr| HwAddr {
+            ptr,
+            marker: PhantomData,
+        })
     }
 }
 

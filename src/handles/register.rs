@@ -44,7 +44,9 @@ impl RegisterDescriptor<'_> {
         // register number QEMU gave us (it is never dereferenced as memory).
         let n = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
         if n < 0 {
-            return Err(Error::RegisterReadError { name: self.name.clone() });
+            return Err(Error::RegisterReadError {
+                name: self.name.clone(),
+            });
         }
         Ok(buf.to_vec())
     }
@@ -57,7 +59,9 @@ impl RegisterDescriptor<'_> {
         let n = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
         // QEMU returns -1 when refused and the bytes written (0 on failure) otherwise.
         if n <= 0 {
-            return Err(Error::RegisterWriteError { name: self.name.clone() });
+            return Err(Error::RegisterWriteError {
+                name: self.name.clone(),
+            });
         }
         Ok(())
     }
@@ -82,11 +86,22 @@ pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
         .iter()
         .map(|d| {
             // SAFETY: names are NUL-terminated strings owned by QEMU for the process's life.
-            let name = unsafe { CStr::from_ptr(d.name) }.to_string_lossy().into_owned();
-            let feature = (!d.feature.is_null())
-                // SAFETY: as above, when non-null.
-                .then(|| unsafe { CStr::from_ptr(d.feature) }.to_string_lossy().into_owned());
-            RegisterDescriptor { handle: d.handle as usize, name, feature, marker: Default::default() }
+            let name = unsafe { CStr::from_ptr(d.name) }
+                .to_string_lossy()
+                .into_owned();
+            let feature = if d.feature.is_null() {
+                None
+            } else {
+                // SAFETY: as above; checked non-null.
+                let f = unsafe { CStr::from_ptr(d.feature) };
+                Some(f.to_string_lossy().into_owned())
+            };
+            RegisterDescriptor {
+                handle: d.handle as usize,
+                name,
+                feature,
+                marker: Default::default(),
+            }
         })
         .collect();
     // SAFETY: the caller frees the array (not the strings), exactly once (qemu-plugin.h).

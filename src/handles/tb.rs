@@ -25,7 +25,10 @@ impl<'a> TranslationBlock<'a> {
     /// `ptr` is the block QEMU passed to the translation callback now running, and the
     /// result must not outlive that callback.
     pub(crate) unsafe fn from_raw(ptr: *mut sys::qemu_plugin_tb) -> Option<Self> {
-        NonNull::new(ptr).map(|ptr| Self { ptr, marker: PhantomData })
+        NonNull::new(ptr).map(|ptr| Self {
+            ptr,
+            marker: PhantomData,
+        })
     }
 
     pub(crate) fn as_ptr(&self) -> *mut sys::qemu_plugin_tb {
@@ -59,7 +62,11 @@ impl<'a> TranslationBlock<'a> {
 
     /// The block's instructions, in order.
     pub fn instructions(&self) -> TranslationBlockIterator<'_, 'a> {
-        TranslationBlockIterator { tb: self, index: 0, size: self.size() }
+        TranslationBlockIterator {
+            tb: self,
+            index: 0,
+            size: self.size(),
+        }
     }
 
     /// Runs `cb` each time the block executes, with the executing vCPU's index.
@@ -79,7 +86,9 @@ impl<'a> TranslationBlock<'a> {
         let u = udata(cb);
         // SAFETY: the block is being translated ('a); `u` pairs the trampoline with the
         // stashed closure it expects.
-        unsafe { sys::qemu_plugin_register_vcpu_tb_exec_cb(self.as_ptr(), u.cb, flags, u.userdata) };
+        unsafe {
+            sys::qemu_plugin_register_vcpu_tb_exec_cb(self.as_ptr(), u.cb, flags, u.userdata)
+        };
     }
 
     /// Runs `cb` when the block executes and `entry cond immediate` holds for the
@@ -134,7 +143,12 @@ impl<'a> TranslationBlock<'a> {
     pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
         // SAFETY: the block is being translated; `entry` is in a never-freed scoreboard.
         unsafe {
-            sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(self.as_ptr(), op, entry.raw(), imm)
+            sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
+                self.as_ptr(),
+                op,
+                entry.raw(),
+                imm,
+            )
         };
     }
 }

@@ -63,9 +63,12 @@ impl Args {
                 return Err(Error::MissingArgKey { argument });
             }
             if args.text.contains_key(key) {
-                return Err(Error::DuplicateArgument { key: key.to_string() });
+                return Err(Error::DuplicateArgument {
+                    key: key.to_string(),
+                });
             }
-            args.parsed.insert(key.to_string(), Value::parse(key, value));
+            args.parsed
+                .insert(key.to_string(), Value::parse(key, value));
             args.text.insert(key.to_string(), value.to_string());
             args.raw.push(argument);
         }
@@ -79,7 +82,11 @@ impl Args {
             if !known.contains(&key) {
                 return Err(Error::UnknownArgument {
                     key: key.to_string(),
-                    known: if known.is_empty() { "none".into() } else { known.join(", ") },
+                    known: if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    },
                 });
             }
         }
@@ -104,15 +111,26 @@ impl Args {
     }
 
     /// An unsigned integer argument in `range`, or `default` if absent.
-    pub fn u64(&self, key: &str, default: u64, range: std::ops::RangeInclusive<u64>) -> Result<u64> {
-        let Some(text) = self.text(key) else { return Ok(default) };
+    pub fn u64(
+        &self,
+        key: &str,
+        default: u64,
+        range: std::ops::RangeInclusive<u64>,
+    ) -> Result<u64> {
+        let Some(text) = self.text(key) else {
+            return Ok(default);
+        };
         let invalid = || Error::InvalidArgument {
             key: key.to_string(),
             value: text.to_string(),
             expected: format!("an integer from {} to {}", range.start(), range.end()),
         };
         let n: u64 = text.trim().parse().map_err(|_| invalid())?;
-        if range.contains(&n) { Ok(n) } else { Err(invalid()) }
+        if range.contains(&n) {
+            Ok(n)
+        } else {
+            Err(invalid())
+        }
     }
 
     /// A non-empty string argument, or `None` if absent.
@@ -130,18 +148,26 @@ impl Args {
 
     /// One of `choices`, or `default` if absent.
     pub fn choice<'c>(&self, key: &str, default: &'c str, choices: &[&'c str]) -> Result<&'c str> {
-        let Some(text) = self.text(key) else { return Ok(default) };
-        choices.iter().copied().find(|c| *c == text).ok_or_else(|| Error::InvalidArgument {
-            key: key.to_string(),
-            value: text.to_string(),
-            expected: format!("one of {}", choices.join(", ")),
-        })
+        let Some(text) = self.text(key) else {
+            return Ok(default);
+        };
+        choices
+            .iter()
+            .copied()
+            .find(|c| *c == text)
+            .ok_or_else(|| Error::InvalidArgument {
+                key: key.to_string(),
+                value: text.to_string(),
+                expected: format!("one of {}", choices.join(", ")),
+            })
     }
 
     /// A path to an existing, writable directory (checked by creating and removing a probe
     /// file in it). `Ok(None)` if absent.
     pub fn writable_dir(&self, key: &str) -> Result<Option<PathBuf>> {
-        let Some(text) = self.string(key)? else { return Ok(None) };
+        let Some(text) = self.string(key)? else {
+            return Ok(None);
+        };
         let dir = PathBuf::from(text);
         let invalid = |why: String| Error::InvalidArgument {
             key: key.to_string(),
@@ -187,24 +213,42 @@ mod tests {
     fn typed_accessors_name_key_and_expectation() {
         let a = Args::parse(["inline=maybe", "n=70000", "track=x", "dir=", "yes=y"]).unwrap();
         let e = a.bool("inline", false).unwrap_err().to_string();
-        assert!(e.contains("`inline`") && e.contains("maybe") && e.contains("on/off"), "{e}");
+        assert!(
+            e.contains("`inline`") && e.contains("maybe") && e.contains("on/off"),
+            "{e}"
+        );
         assert!(a.bool("yes", false).unwrap());
         assert!(!a.bool("absent", false).unwrap());
         let e = a.u64("n", 0, 1..=65535).unwrap_err().to_string();
-        assert!(e.contains("`n`") && e.contains("70000") && e.contains("1 to 65535"), "{e}");
-        let e = a.choice("track", "rw", &["r", "w", "rw"]).unwrap_err().to_string();
-        assert!(e.contains("`track`") && e.contains("one of r, w, rw"), "{e}");
+        assert!(
+            e.contains("`n`") && e.contains("70000") && e.contains("1 to 65535"),
+            "{e}"
+        );
+        let e = a
+            .choice("track", "rw", &["r", "w", "rw"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("`track`") && e.contains("one of r, w, rw"),
+            "{e}"
+        );
         let e = a.string("dir").unwrap_err().to_string();
         assert!(e.contains("`dir`") && e.contains("non-empty"), "{e}");
         let e = a.expect_only(&["inline", "n"]).unwrap_err().to_string();
-        assert!(e.contains("unknown argument `track`") && e.contains("inline, n"), "{e}");
+        assert!(
+            e.contains("unknown argument `track`") && e.contains("inline, n"),
+            "{e}"
+        );
     }
 
     #[test]
     fn writable_dir_checks_existence() {
         let a = Args::parse(["dir=/definitely/not/here"]).unwrap();
         let e = a.writable_dir("dir").unwrap_err().to_string();
-        assert!(e.contains("`dir`") && e.contains("existing directory"), "{e}");
+        assert!(
+            e.contains("`dir`") && e.contains("existing directory"),
+            "{e}"
+        );
         let tmp = std::env::temp_dir();
         let a = Args::parse([format!("dir={}", tmp.display())]).unwrap();
         assert_eq!(a.writable_dir("dir").unwrap(), Some(tmp));

@@ -56,19 +56,27 @@ impl Info {
             String::new()
         } else {
             // SAFETY: QEMU's target name is a NUL-terminated static string.
-            unsafe { CStr::from_ptr(info.target_name) }.to_str()?.to_string()
+            unsafe { CStr::from_ptr(info.target_name) }
+                .to_str()?
+                .to_string()
         };
         let system = if info.system_emulation {
             // SAFETY: `system_emulation` is true, so the `system` member of the union is the
             // one QEMU filled in (plugins/loader.c, qemu_plugin_fillin_mode_info).
             let s = unsafe { info.__bindgen_anon_1.system };
-            Some(System { max_vcpus: s.max_vcpus as i64, smp_vcpus: s.smp_vcpus as i64 })
+            Some(System {
+                max_vcpus: s.max_vcpus as i64,
+                smp_vcpus: s.smp_vcpus as i64,
+            })
         } else {
             None
         };
         Ok(Info {
             target_name,
-            version: Version { current: info.version.cur as i64, mininum: info.version.min as i64 },
+            version: Version {
+                current: info.version.cur as i64,
+                mininum: info.version.min as i64,
+            },
             system,
         })
     }

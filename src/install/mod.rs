@@ -5,10 +5,10 @@
 use std::ffi::{CStr, c_char, c_int};
 use std::sync::Mutex;
 
+use crate::PluginId;
 use crate::callbacks::{failure, trampoline::Hook};
 use crate::error::{Error, Result};
 use crate::sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
-use crate::PluginId;
 
 pub mod args;
 pub mod info;

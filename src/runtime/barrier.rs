@@ -49,7 +49,10 @@ pub(crate) fn init() {
         return;
     }
     let supported = membarrier(CMD_QUERY);
-    let mode = if supported > 0 && supported & CMD_PRIVATE_EXPEDITED != 0 && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0 {
+    let mode = if supported > 0
+        && supported & CMD_PRIVATE_EXPEDITED != 0
+        && membarrier(CMD_REGISTER_PRIVATE_EXPEDITED) == 0
+    {
         PRIVATE
     } else if supported > 0 && supported & CMD_GLOBAL != 0 {
         GLOBAL

@@ -46,7 +46,9 @@ impl<P: PerVcpu> Runtime<P> {
     pub(crate) fn get() -> Result<&'static Self> {
         let p = RUNTIME.load(Ordering::Acquire);
         if p.is_null() {
-            return Err(Error::RuntimeNotInstalled { type_name: std::any::type_name::<P>() });
+            return Err(Error::RuntimeNotInstalled {
+                type_name: std::any::type_name::<P>(),
+            });
         }
         // SAFETY: `install::<P>` stores a leaked, never-freed `Runtime<P>` here before it
         // registers any hook, and every hook that calls `get::<P>` was registered by that
@@ -59,7 +61,9 @@ impl<P: PerVcpu> Runtime<P> {
     pub(crate) fn get_checked() -> Result<&'static Self> {
         let ty = *RUNTIME_TYPE.lock().unwrap_or_else(PoisonError::into_inner);
         if ty != Some(TypeId::of::<P>()) {
-            return Err(Error::RuntimeNotInstalled { type_name: std::any::type_name::<P>() });
+            return Err(Error::RuntimeNotInstalled {
+                type_name: std::any::type_name::<P>(),
+            });
         }
         Self::get()
     }
@@ -97,10 +101,10 @@ pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)
     let slot = rt.shards.get(index as usize);
     // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
     let cell = unsafe { slot.exec_cell() };
-    if cell.is_none() {
-        if let Err(e) = rt.create_lazily(index, cell) {
-            return failure::error(Hook::Exec, &e);
-        }
+    if cell.is_none()
+        && let Err(e) = rt.create_lazily(index, cell)
+    {
+        return failure::error(Hook::Exec, &e);
     }
     if let Some(vcpu) = cell.as_mut() {
         f(vcpu)
@@ -109,11 +113,17 @@ pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)
 
 /// Runs a lifecycle or syscall hook on vCPU `index`'s shard (creating it if needed),
 /// unless atexit has closed the slot.
-fn on_hook<P: PerVcpu>(hook: Hook, index: VCPUIndex, f: impl FnOnce(&'static Runtime<P>, &mut Vcpu<P>) -> Result<()>) {
+fn on_hook<P: PerVcpu>(
+    hook: Hook,
+    index: VCPUIndex,
+    f: impl FnOnce(&'static Runtime<P>, &mut Vcpu<P>) -> Result<()>,
+) {
     guard(hook, (), || {
         let rt = Runtime::<P>::get()?;
         let slot = rt.shards.get(index as usize);
-        let Some(entered) = slot.enter() else { return Ok(()) };
+        let Some(entered) = slot.enter() else {
+            return Ok(());
+        };
         // SAFETY: QEMU runs this hook on vCPU `index`'s thread; we hold the entry guard.
         let cell = unsafe { slot.entered_cell(&entered) };
         if cell.is_none() {
@@ -134,7 +144,9 @@ extern "C" fn vcpu_exit<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
     guard(Hook::VcpuExit, (), || {
         let rt = Runtime::<P>::get()?;
         let slot = rt.shards.get(index as usize);
-        let Some(entered) = slot.enter() else { return Ok(()) };
+        let Some(entered) = slot.enter() else {
+            return Ok(());
+        };
         // SAFETY: QEMU runs the exit hook on the exiting vCPU's thread, and completes it
         // before that index can be handed to a new vCPU (hw/core/cpu-common.c: the hook
         // runs before cpu_list_remove); we hold the entry guard.
@@ -169,13 +181,18 @@ extern "C" fn syscall<P: PerVcpu>(
     a7: u64,
     a8: u64,
 ) {
-    let call = Syscall { num, args: [a1, a2, a3, a4, a5, a6, a7, a8] };
+    let call = Syscall {
+        num,
+        args: [a1, a2, a3, a4, a5, a6, a7, a8],
+    };
     on_hook::<P>(Hook::Syscall, index, |rt, v| rt.plugin.syscall(v, &call))
 }
 
 extern "C" fn syscall_ret<P: PerVcpu>(_id: PluginId, index: VCPUIndex, num: i64, ret: i64) {
     let r = SyscallReturn { num, ret };
-    on_hook::<P>(Hook::SyscallReturn, index, |rt, v| rt.plugin.syscall_return(v, &r))
+    on_hook::<P>(Hook::SyscallReturn, index, |rt, v| {
+        rt.plugin.syscall_return(v, &r)
+    })
 }
 
 extern "C" fn discon<P: PerVcpu>(
@@ -185,8 +202,14 @@ extern "C" fn discon<P: PerVcpu>(
     from_pc: u64,
     to_pc: u64,
 ) {
-    let d = Discontinuity { kind: kind.into(), from_pc, to_pc };
-    on_hook::<P>(Hook::Discontinuity, index, |rt, v| rt.plugin.discontinuity(v, &d))
+    let d = Discontinuity {
+        kind: kind.into(),
+        from_pc,
+        to_pc,
+    };
+    on_hook::<P>(Hook::Discontinuity, index, |rt, v| {
+        rt.plugin.discontinuity(v, &d)
+    })
 }
 
 extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) {
@@ -194,7 +217,9 @@ extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) 
         let rt = Runtime::<P>::get()?;
         // SAFETY: QEMU passes the block being translated, valid for this callback; the
         // handle lives in `Translation`, which does not outlive it.
-        let Some(tb) = (unsafe { TranslationBlock::from_raw(tb) }) else { return Ok(()) };
+        let Some(tb) = (unsafe { TranslationBlock::from_raw(tb) }) else {
+            return Ok(());
+        };
         let scratch = rt.scratch.get_or_default();
         let mut scratch = scratch.try_borrow_mut()?;
         let mut translation = Translation::new(tb, rt, &mut scratch);
@@ -233,7 +258,11 @@ fn finish<P: PerVcpu>(rt: &'static Runtime<P>) -> Result<()> {
     if let Some(e) = first_error {
         return Err(e);
     }
-    let total = rt.total.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let total = rt
+        .total
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     match total {
         Some(total) => rt.plugin.on_exit(total),
         None => Ok(()),
@@ -257,14 +286,17 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
         scratch: ThreadLocal::new(),
     }));
     *RUNTIME_TYPE.lock().unwrap_or_else(PoisonError::into_inner) = Some(TypeId::of::<P>());
-    RUNTIME.store((rt as *const Runtime<P>).cast_mut().cast(), Ordering::Release);
+    RUNTIME.store(
+        (rt as *const Runtime<P>).cast_mut().cast(),
+        Ordering::Release,
+    );
 
     if !P::DISCONTINUITIES.is_empty() {
         crate::qemu_plugin_register_vcpu_discon_cb(id, P::DISCONTINUITIES, Some(discon::<P>))?;
     }
-    // SAFETY (all registrations below): each hook is a plain function of this object,
-    // which stays mapped (`host::pin_module`), with exactly the C signature QEMU expects
-    // for its event; `rt` is published above, before any hook can run.
+    // SAFETY: each hook below is a plain function of this object, which stays mapped
+    // (`host::pin_module`), with exactly the C signature QEMU expects for its event;
+    // `rt` is published above, before any hook can run.
     unsafe {
         sys::qemu_plugin_register_vcpu_init_cb(id, Some(vcpu_init::<P>));
         sys::qemu_plugin_register_vcpu_exit_cb(id, Some(vcpu_exit::<P>));
@@ -284,7 +316,9 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
 ///
 /// Returns [`Error::RuntimeNotInstalled`] if `P` is not the installed plugin.
 pub fn set_config<P: PerVcpu>(config: P::Config) -> Result<()> {
-    Runtime::<P>::get_checked()?.config.store(std::sync::Arc::new(config));
+    Runtime::<P>::get_checked()?
+        .config
+        .store(std::sync::Arc::new(config));
     Ok(())
 }
 
@@ -300,7 +334,10 @@ macro_rules! per_vcpu {
     ($ty:ty) => {
         #[cfg_attr(target_os = "linux", unsafe(link_section = ".text.startup"))]
         extern "C" fn __qemu_plugin_per_vcpu_ctor() {
-            $crate::install::set_installer(env!("CARGO_CRATE_NAME"), $crate::runtime::install::<$ty>);
+            $crate::install::set_installer(
+                env!("CARGO_CRATE_NAME"),
+                $crate::runtime::install::<$ty>,
+            );
         }
 
         #[used]

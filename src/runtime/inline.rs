@@ -22,7 +22,9 @@ impl InlineCounter {
     /// A new counter, zero for every vCPU.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        Self { board: Scoreboard::new().leak() }
+        Self {
+            board: Scoreboard::new().leak(),
+        }
     }
 
     pub(crate) fn entry(&self) -> PluginU64<'static> {

@@ -27,12 +27,20 @@ impl Location {
     #[inline]
     pub(crate) fn of(base: usize, index: usize) -> Self {
         if index < base {
-            return Location { segment: 0, offset: index, len: base };
+            return Location {
+                segment: 0,
+                offset: index,
+                len: base,
+            };
         }
         let q = index / base; // >= 1
         let k = (usize::BITS - 1 - q.leading_zeros()) as usize + 1;
         let start = base << (k - 1);
-        Location { segment: k, offset: index - start, len: base << (k - 1) }
+        Location {
+            segment: k,
+            offset: index - start,
+            len: base << (k - 1),
+        }
     }
 }
 
@@ -57,7 +65,11 @@ impl<T: Default> Shards<T> {
     /// The slot for `index`, allocating its segment on first use.
     #[inline(always)]
     pub(crate) fn get(&self, index: usize) -> &T {
-        if index < self.base { &self.first[index] } else { self.get_in_segment(index) }
+        if index < self.base {
+            &self.first[index]
+        } else {
+            self.get_in_segment(index)
+        }
     }
 
     #[cold]
@@ -67,13 +79,22 @@ impl<T: Default> Shards<T> {
         let seg = &self.rest[loc.segment];
         let mut ptr = seg.load(Ordering::Acquire);
         if ptr.is_null() {
-            let fresh: Box<[CachePadded<T>]> = (0..loc.len).map(|_| CachePadded::new(T::default())).collect();
+            let fresh: Box<[CachePadded<T>]> = (0..loc.len)
+                .map(|_| CachePadded::new(T::default()))
+                .collect();
             let fresh = Box::into_raw(fresh).cast::<CachePadded<T>>();
-            match seg.compare_exchange(std::ptr::null_mut(), fresh, Ordering::AcqRel, Ordering::Acquire) {
+            match seg.compare_exchange(
+                std::ptr::null_mut(),
+                fresh,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => ptr = fresh,
                 Err(winner) => {
                     // SAFETY: `fresh` is our own allocation of `loc.len` slots, never published.
-                    drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, loc.len)) });
+                    drop(unsafe {
+                        Box::from_raw(std::ptr::slice_from_raw_parts_mut(fresh, loc.len))
+                    });
                     ptr = winner;
                 }
             }
@@ -88,7 +109,11 @@ impl<T: Default> Shards<T> {
         let first = self.first.iter().enumerate().map(|(i, s)| (i, &**s));
         let rest = (1..SEGMENTS).flat_map(move |k| {
             let ptr = self.rest[k].load(Ordering::Acquire);
-            let len = if ptr.is_null() { 0 } else { self.base << (k - 1) };
+            let len = if ptr.is_null() {
+                0
+            } else {
+                self.base << (k - 1)
+            };
             let start = self.base << (k - 1);
             (0..len).map(move |o| {
                 // SAFETY: as in `get_in_segment`: a published segment of `len` slots.
@@ -114,7 +139,12 @@ impl<T> Drop for Shards<T> {
             let ptr = *self.rest[k].get_mut();
             if !ptr.is_null() {
                 // SAFETY: published segment of `base << (k-1)` slots; we have `&mut self`.
-                drop(unsafe { Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, self.base << (k - 1))) });
+                drop(unsafe {
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(
+                        ptr,
+                        self.base << (k - 1),
+                    ))
+                });
             }
         }
     }
@@ -148,7 +178,15 @@ mod tests {
             (1, 4, (3, 0, 4)),
         ];
         for (base, index, (segment, offset, len)) in table {
-            assert_eq!(Location::of(base, index), Location { segment, offset, len }, "base {base} index {index}");
+            assert_eq!(
+                Location::of(base, index),
+                Location {
+                    segment,
+                    offset,
+                    len
+                },
+                "base {base} index {index}"
+            );
         }
         // Every index up to a large bound maps to a distinct (segment, offset) in range.
         for base in [1usize, 2, 3, 4, 7, 16] {

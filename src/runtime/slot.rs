@@ -26,7 +26,11 @@ pub(crate) struct Slot<P: PerVcpu> {
 
 impl<P: PerVcpu> Default for Slot<P> {
     fn default() -> Self {
-        Self { busy: AtomicBool::new(false), closed: AtomicBool::new(false), vcpu: UnsafeCell::new(None) }
+        Self {
+            busy: AtomicBool::new(false),
+            closed: AtomicBool::new(false),
+            vcpu: UnsafeCell::new(None),
+        }
     }
 }
 
@@ -76,7 +80,10 @@ impl<P: PerVcpu> Slot<P> {
     /// # Safety
     /// Called on this slot's vCPU thread, with no other live reference from this cell.
     #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn entered_cell<'a>(&'a self, _proof: &'a Entered<'_, P>) -> &'a mut Option<Vcpu<P>> {
+    pub(crate) unsafe fn entered_cell<'a>(
+        &'a self,
+        _proof: &'a Entered<'_, P>,
+    ) -> &'a mut Option<Vcpu<P>> {
         // SAFETY: the owner thread is the only one touching the cell until atexit closes
         // the slot, and atexit waits for `busy` to clear before touching it.
         unsafe { &mut *self.vcpu.get() }

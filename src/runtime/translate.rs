@@ -39,7 +39,10 @@ impl Scratch {
         if !self.any.as_ref().is_some_and(|a| a.is::<T>()) {
             self.any = Some(Box::new(T::default()));
         }
-        self.any.as_mut().and_then(|a| a.downcast_mut::<T>()).expect("just set")
+        self.any
+            .as_mut()
+            .and_then(|a| a.downcast_mut::<T>())
+            .expect("just set")
     }
 }
 
@@ -51,8 +54,16 @@ pub struct Translation<'a, P: PerVcpu> {
 }
 
 impl<'a, P: PerVcpu> Translation<'a, P> {
-    pub(crate) fn new(tb: TranslationBlock<'a>, rt: &'static Runtime<P>, scratch: &'a mut Scratch) -> Self {
-        Self { tb, config: rt.config.load(), scratch }
+    pub(crate) fn new(
+        tb: TranslationBlock<'a>,
+        rt: &'static Runtime<P>,
+        scratch: &'a mut Scratch,
+    ) -> Self {
+        Self {
+            tb,
+            config: rt.config.load(),
+            scratch,
+        }
     }
 
     /// The configuration current at this translation.
@@ -82,7 +93,10 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
 
     /// The block's instructions, in order.
     pub fn instructions(&self) -> impl Iterator<Item = InsnTranslation<'a, P>> + use<'a, '_, P> {
-        self.tb.instructions().map(|insn| InsnTranslation { insn, marker: std::marker::PhantomData })
+        self.tb.instructions().map(|insn| InsnTranslation {
+            insn,
+            marker: std::marker::PhantomData,
+        })
     }
 
     /// Runs `f` on the executing vCPU's shard each time the block executes.
@@ -90,7 +104,8 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.tb.register_execute_callback(move |i| on_exec::<P>(i, &f));
+        self.tb
+            .register_execute_callback(move |i| on_exec::<P>(i, &f));
     }
 
     /// Runs `f` when the block executes and the executing vCPU's `counter <cond> imm`.
@@ -98,17 +113,30 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.tb.register_conditional_execute_callback(move |i| on_exec::<P>(i, &f), cond.into(), counter.entry(), imm);
+        self.tb.register_conditional_execute_callback(
+            move |i| on_exec::<P>(i, &f),
+            cond.into(),
+            counter.entry(),
+            imm,
+        );
     }
 
     /// Adds `imm` to the executing vCPU's `counter` each time the block executes (inline).
     pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
-        self.tb.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+        self.tb.register_inline_per_vcpu(
+            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
+            counter.entry(),
+            imm,
+        );
     }
 
     /// Stores `imm` into the executing vCPU's `counter` each time the block executes.
     pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
-        self.tb.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, counter.entry(), imm);
+        self.tb.register_inline_per_vcpu(
+            PluginOp::QEMU_PLUGIN_INLINE_STORE_U64,
+            counter.entry(),
+            imm,
+        );
     }
 }
 
@@ -142,7 +170,8 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn.register_execute_callback(move |i| on_exec::<P>(i, &f));
+        self.insn
+            .register_execute_callback(move |i| on_exec::<P>(i, &f));
     }
 
     /// As [`Self::on_exec`], with register access `flags` (to read or write registers).
@@ -150,7 +179,8 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn.register_execute_callback_flags(move |i| on_exec::<P>(i, &f), flags);
+        self.insn
+            .register_execute_callback_flags(move |i| on_exec::<P>(i, &f), flags);
     }
 
     /// Runs `f` when the instruction executes and the executing vCPU's `counter <cond> imm`.
@@ -158,17 +188,30 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn.register_conditional_execute_callback(move |i| on_exec::<P>(i, &f), cond.into(), counter.entry(), imm);
+        self.insn.register_conditional_execute_callback(
+            move |i| on_exec::<P>(i, &f),
+            cond.into(),
+            counter.entry(),
+            imm,
+        );
     }
 
     /// Adds `imm` to the executing vCPU's `counter` each time the instruction executes.
     pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
-        self.insn.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+        self.insn.register_inline_per_vcpu(
+            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
+            counter.entry(),
+            imm,
+        );
     }
 
     /// Stores `imm` into the executing vCPU's `counter` each time the instruction executes.
     pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
-        self.insn.register_inline_per_vcpu(PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, counter.entry(), imm);
+        self.insn.register_inline_per_vcpu(
+            PluginOp::QEMU_PLUGIN_INLINE_STORE_U64,
+            counter.entry(),
+            imm,
+        );
     }
 
     /// Runs `f` on the executing vCPU's shard for each memory access matching `rw`.
@@ -184,6 +227,11 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
 
     /// Adds `imm` to the executing vCPU's `counter` on each memory access matching `rw`.
     pub fn inline_mem_add(&self, rw: MemRW, counter: &InlineCounter, imm: u64) {
-        self.insn.register_memory_inline_per_vcpu(rw, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, counter.entry(), imm);
+        self.insn.register_memory_inline_per_vcpu(
+            rw,
+            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
+            counter.entry(),
+            imm,
+        );
     }
 }

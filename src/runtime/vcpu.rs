@@ -20,8 +20,16 @@ pub struct Vcpu<P: PerVcpu> {
 }
 
 impl<P: PerVcpu> Vcpu<P> {
-    pub(crate) fn new(shard: P::Shard, index: VCPUIndex, config: &'static ArcSwap<P::Config>) -> Self {
-        Self { shard, index, config: Cache::new(config) }
+    pub(crate) fn new(
+        shard: P::Shard,
+        index: VCPUIndex,
+        config: &'static ArcSwap<P::Config>,
+    ) -> Self {
+        Self {
+            shard,
+            index,
+            config: Cache::new(config),
+        }
     }
 
     /// This vCPU's index.

@@ -1,0 +1,114 @@
+//! `reload`: shows a configuration replaced while the guest runs. It counts executed
+//! instructions whose address lies in a range read from `config=FILE` (two hex numbers,
+//! `START END`), and re-reads the file every `interval=MS` milliseconds (default 100)
+//! on a background thread; every vCPU sees a new range at its next block.
+//!
+//! At exit: `reload: N insns in range, M reloads, range START-END`.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use qemu_plugin::{
+    Args, Error, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu, qemu_plugin_outs,
+    set_config,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Range {
+    start: u64,
+    end: u64,
+}
+
+fn read_range(path: &Path) -> Result<Range> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::msg(format!("cannot read config file {}: {e}", path.display())))?;
+    let mut parts = text
+        .split_whitespace()
+        .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16));
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(start)), Some(Ok(end)), None) if start <= end => Ok(Range { start, end }),
+        _ => Err(Error::InvalidArgument {
+            key: "config".into(),
+            value: path.display().to_string(),
+            expected: "a file holding two hex addresses `START END` with START <= END".into(),
+        }),
+    }
+}
+
+struct Reload {
+    path: PathBuf,
+    reloads: &'static AtomicU64,
+}
+
+impl PerVcpu for Reload {
+    type Config = Range;
+    type Shard = u64;
+    type Total = u64;
+
+    fn new(args: &Args, _info: &Info) -> Result<(Self, Range)> {
+        args.expect_only(&["config", "interval"])?;
+        let path = PathBuf::from(
+            args.string("config")?
+                .ok_or_else(|| Error::MissingArgument {
+                    key: "config".into(),
+                    expected: "a file holding `START END` in hex: config=PATH".into(),
+                })?,
+        );
+        let interval = Duration::from_millis(args.u64("interval", 100, 1..=3_600_000)?);
+        let range = read_range(&path)?;
+        let reloads: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
+        let watched = path.clone();
+        std::thread::Builder::new()
+            .name("reload-config".into())
+            .spawn(move || {
+                let mut current = range;
+                loop {
+                    std::thread::sleep(interval);
+                    if let Ok(r) = read_range(&watched)
+                        && r != current
+                        && set_config::<Reload>(r).is_ok()
+                    {
+                        current = r;
+                        reloads.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+            .map_err(|e| Error::msg(format!("cannot start the reload thread: {e}")))?;
+        Ok((Reload { path, reloads }, range))
+    }
+
+    fn new_shard(&self, _vcpu: VCPUIndex) -> Result<u64> {
+        Ok(0)
+    }
+
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        for insn in tb.instructions() {
+            let pc = insn.vaddr();
+            insn.on_exec(move |cpu: &mut Vcpu<Self>| {
+                let r = *cpu.config();
+                if (r.start..r.end).contains(&pc) {
+                    **cpu += 1;
+                }
+            });
+        }
+        Ok(())
+    }
+
+    fn merge(&self, total: &mut u64, cpu: Vcpu<Self>) -> Result<()> {
+        *total += *cpu;
+        Ok(())
+    }
+
+    fn on_exit(&self, total: u64) -> Result<()> {
+        let r = read_range(&self.path).unwrap_or(Range { start: 0, end: 0 });
+        qemu_plugin_outs(format!(
+            "reload: {total} insns in range, {} reloads, range {:x}-{:x}\n",
+            self.reloads.load(Ordering::Relaxed),
+            r.start,
+            r.end
+        ))
+    }
+}
+
+per_vcpu!(Reload);

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# The test command: provisions QEMU (cached after the first run), then runs every test:
+# unit and mock-host tests under both plugin APIs, lints, and the integration tests that
+# load the example plugins into real QEMU (linux-user 10.2 and MTTCG system mode 10.0).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+step() { printf '\n=== %s\n' "$*"; }
+
+step "provisioning QEMU, reference plugins and the Linux guest (cached after the first run)"
+./scripts/provision-qemu.sh all
+
+step "format and lints (plugin API v5 and v4)"
+cargo fmt --check
+cargo clippy --all-targets -- -D warnings
+cargo clippy --all-targets --no-default-features --features plugin-api-v4 -- -D warnings
+
+step "unit and mock-host tests, plugin API v4"
+cargo test --lib --no-default-features --features plugin-api-v4
+
+step "all tests, plugin API v5: unit, mock host, real QEMU (user mode and MTTCG system mode)"
+cargo test --release

@@ -1,0 +1,724 @@
+//! Harness for the real-QEMU integration tests: finds the provisioned QEMU, builds the
+//! example plugins and the guest programs once, runs QEMU with plugins and parses the
+//! output formats of our examples and of QEMU's own reference plugins.
+//!
+//! Nothing here skips: if QEMU or the guest is missing, the test fails and says how to
+//! provision it (`scripts/provision-qemu.sh`).
+
+// Each integration test binary compiles this module and uses only part of it.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+const MANIFEST_DIR: &str = env!("CARGO_MANIFEST_DIR");
+/// `<target dir>/tmp`, which cargo provides to integration tests.
+const TARGET_TMPDIR: &str = env!("CARGO_TARGET_TMPDIR");
+
+/// How long one linux-user run may take before it counts as hung.
+pub const USER_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one system-mode boot may take before it counts as hung.
+pub const SYSTEM_TIMEOUT: Duration = Duration::from_secs(240);
+
+// ---------------------------------------------------------------- environment
+
+/// Paths written by `scripts/provision-qemu.sh` into `$QEMU_PLUGIN_CACHE/env`.
+#[derive(Debug)]
+pub struct QemuEnv {
+    pub qemu_user: PathBuf,
+    pub qemu_system: PathBuf,
+    pub qemu_src: PathBuf,
+    pub ref_plugins: PathBuf,
+    pub contrib_plugins: PathBuf,
+    pub guest_kernel: PathBuf,
+    pub guest_initrd: PathBuf,
+}
+
+fn cache_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("QEMU_PLUGIN_CACHE") {
+        return PathBuf::from(dir);
+    }
+    let home = std::env::var_os("HOME").expect("HOME is not set; set QEMU_PLUGIN_CACHE");
+    Path::new(&home).join(".cache/qemu-plugin-rs")
+}
+
+fn provision_hint() -> String {
+    format!(
+        "run `{MANIFEST_DIR}/scripts/provision-qemu.sh` first (it builds a plugin-capable \
+         qemu-x86_64, installs qemu-system-x86_64 and a guest, and writes {}/env)",
+        cache_dir().display()
+    )
+}
+
+/// The provisioned QEMU environment; panics with a provisioning hint if anything is missing.
+pub fn qemu_env() -> &'static QemuEnv {
+    static ENV: OnceLock<QemuEnv> = OnceLock::new();
+    ENV.get_or_init(load_env)
+}
+
+fn load_env() -> QemuEnv {
+    let file = cache_dir().join("env");
+    let text = fs::read_to_string(&file).unwrap_or_else(|e| {
+        panic!(
+            "cannot read the QEMU environment file {}: {e}; {}",
+            file.display(),
+            provision_hint()
+        )
+    });
+    let mut vars = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            vars.insert(k.trim().to_string(), v.trim().to_string());
+        }
+    }
+    let get = |key: &str, override_var: Option<&str>| -> PathBuf {
+        if let Some(ov) = override_var.and_then(std::env::var_os) {
+            return PathBuf::from(ov);
+        }
+        match vars.get(key) {
+            Some(v) if !v.is_empty() => PathBuf::from(v),
+            _ => panic!("{} has no {key}=...; {}", file.display(), provision_hint()),
+        }
+    };
+    let env = QemuEnv {
+        qemu_user: get("QEMU_USER", Some("QEMU_PLUGIN_QEMU_USER")),
+        qemu_system: get("QEMU_SYSTEM", Some("QEMU_PLUGIN_QEMU_SYSTEM")),
+        qemu_src: get("QEMU_SRC", None),
+        ref_plugins: get("QEMU_REF_PLUGINS", None),
+        contrib_plugins: get("QEMU_CONTRIB_PLUGINS", None),
+        guest_kernel: get("GUEST_KERNEL", None),
+        guest_initrd: get("GUEST_INITRD", None),
+    };
+    for (what, path) in [
+        ("qemu-x86_64 (QEMU_USER)", &env.qemu_user),
+        ("qemu-system-x86_64 (QEMU_SYSTEM)", &env.qemu_system),
+        ("guest kernel (GUEST_KERNEL)", &env.guest_kernel),
+        ("guest initramfs (GUEST_INITRD)", &env.guest_initrd),
+    ] {
+        assert!(
+            path.is_file(),
+            "{what} not found at {}; {}",
+            path.display(),
+            provision_hint()
+        );
+    }
+    env
+}
+
+/// A reference plugin built from QEMU's tests/tcg/plugins, e.g. `insn` → `libinsn.so`.
+pub fn ref_plugin(name: &str) -> PathBuf {
+    let p = qemu_env().ref_plugins.join(format!("lib{name}.so"));
+    assert!(
+        p.is_file(),
+        "QEMU reference plugin {} is missing; {}",
+        p.display(),
+        provision_hint()
+    );
+    p
+}
+
+/// A plugin built from QEMU's contrib/plugins, e.g. `hotblocks`.
+pub fn contrib_plugin(name: &str) -> PathBuf {
+    let p = qemu_env().contrib_plugins.join(format!("lib{name}.so"));
+    assert!(
+        p.is_file(),
+        "QEMU contrib plugin {} is missing; {}",
+        p.display(),
+        provision_hint()
+    );
+    p
+}
+
+// ---------------------------------------------------------------- building
+
+fn target_dir() -> PathBuf {
+    Path::new(TARGET_TMPDIR)
+        .parent()
+        .expect("CARGO_TARGET_TMPDIR has a parent")
+        .to_path_buf()
+}
+
+/// Which plugin API the examples are built for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Api {
+    /// Default features, for qemu-x86_64 10.2 (linux-user).
+    V5,
+    /// `--no-default-features --features plugin-api-v4`, for qemu-system-x86_64 10.0.
+    V4,
+}
+
+fn build_examples(api: Api) -> PathBuf {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(MANIFEST_DIR)
+        .args(["build", "--release", "--examples"]);
+    let out_dir = match api {
+        Api::V5 => {
+            let t = target_dir();
+            cmd.arg("--target-dir").arg(&t);
+            t.join("release/examples")
+        }
+        Api::V4 => {
+            let t = target_dir().join("api-v4");
+            cmd.args(["--no-default-features", "--features", "plugin-api-v4"])
+                .arg("--target-dir")
+                .arg(&t);
+            t.join("release/examples")
+        }
+    };
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build the examples: {e}"));
+    assert!(
+        out.status.success(),
+        "building the example plugins ({api:?}) failed: {:?}\n--- stderr ---\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out_dir
+}
+
+/// Path of an example plugin (`target/.../examples/lib<name>.so`), building all examples
+/// for `api` once per test binary.
+pub fn example(api: Api, name: &str) -> PathBuf {
+    static V5: OnceLock<PathBuf> = OnceLock::new();
+    static V4: OnceLock<PathBuf> = OnceLock::new();
+    let dir = match api {
+        Api::V5 => V5.get_or_init(|| build_examples(Api::V5)),
+        Api::V4 => V4.get_or_init(|| build_examples(Api::V4)),
+    };
+    let p = dir.join(format!("lib{name}.so"));
+    assert!(
+        p.is_file(),
+        "example plugin {} was not produced by the build",
+        p.display()
+    );
+    p
+}
+
+/// Compiles `tests/guests/<name>.c` with `gcc -O1 -static -pthread`, caching the binary
+/// under the target dir and rebuilding it when the source is newer.
+pub fn guest(name: &str) -> PathBuf {
+    static LOCK: Mutex<()> = Mutex::new(());
+    let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let src = Path::new(MANIFEST_DIR).join(format!("tests/guests/{name}.c"));
+    let dir = Path::new(TARGET_TMPDIR).join("guests");
+    fs::create_dir_all(&dir).expect("create guest dir");
+    let bin = dir.join(name);
+    let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
+    let src_time = mtime(&src).unwrap_or_else(|| panic!("guest source {} missing", src.display()));
+    if mtime(&bin).is_some_and(|t| t >= src_time) {
+        return bin;
+    }
+    // Other test binaries may compile the same guest concurrently: write a private file
+    // and rename it into place.
+    let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
+    let out = Command::new("gcc")
+        .args(["-O1", "-static", "-pthread", "-o"])
+        .arg(&tmp)
+        .arg(&src)
+        .output()
+        .expect("cannot run gcc to compile the guest programs");
+    assert!(
+        out.status.success(),
+        "gcc failed on {}:\n{}",
+        src.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fs::rename(&tmp, &bin).expect("rename guest binary");
+    bin
+}
+
+// ---------------------------------------------------------------- running
+
+/// One `-plugin` option: a shared object and its `key=value` arguments.
+#[derive(Clone, Debug)]
+pub struct Plugin {
+    pub path: PathBuf,
+    pub args: Vec<String>,
+}
+
+impl Plugin {
+    pub fn new(path: PathBuf, args: &[&str]) -> Self {
+        Plugin {
+            path,
+            args: args.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    fn option(&self) -> String {
+        let mut s = self.path.display().to_string();
+        // `path,key=value,...`; QEMU's option syntax escapes a comma by doubling it.
+        // (`arg=key=value` also works but is deprecated.)
+        for a in &self.args {
+            s.push(',');
+            s.push_str(&a.replace(',', ",,"));
+        }
+        s
+    }
+}
+
+/// What one QEMU run produced.
+#[derive(Debug)]
+pub struct Run {
+    pub cmdline: String,
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+    /// The `-d plugin -D <file>` log: everything plugins wrote with `qemu_plugin_outs`.
+    pub log: String,
+    pub elapsed: Duration,
+    pub dir: PathBuf,
+}
+
+impl Run {
+    /// A description for assertion messages (output truncated to keep failures readable).
+    pub fn describe(&self) -> String {
+        fn tail(s: &str) -> &str {
+            let max = 4000;
+            if s.len() <= max {
+                s
+            } else {
+                let mut i = s.len() - max;
+                while !s.is_char_boundary(i) {
+                    i += 1;
+                }
+                &s[i..]
+            }
+        }
+        format!(
+            "command: {}\nstatus: {:?}, {:.2?}\n--- stdout (tail) ---\n{}\n--- stderr (tail) ---\n{}\n--- plugin log (tail) ---\n{}",
+            self.cmdline,
+            self.status,
+            self.elapsed,
+            tail(&self.stdout),
+            tail(&self.stderr),
+            tail(&self.log)
+        )
+    }
+
+    /// Panics unless QEMU exited with status 0.
+    pub fn assert_success(&self) -> &Self {
+        assert!(
+            self.status.success(),
+            "QEMU did not exit successfully\n{}",
+            self.describe()
+        );
+        self
+    }
+}
+
+/// A fresh directory for one run's files, under the target dir.
+pub fn run_dir(label: &str) -> PathBuf {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let dir = Path::new(TARGET_TMPDIR)
+        .join("qemu-runs")
+        .join(format!("{label}-{n}"));
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir).expect("create run dir");
+    dir
+}
+
+/// Runs the command made by `make_cmd` (given the plugin log path, which it must pass
+/// as `-d plugin -D <log>`), with stdout and stderr captured in files and a timeout.
+fn run(label: &str, timeout: Duration, make_cmd: impl FnOnce(&Path) -> Command) -> Run {
+    let dir = run_dir(label);
+    let log_path = dir.join("plugin.log");
+    let out_path = dir.join("stdout");
+    let err_path = dir.join("stderr");
+    let mut cmd = make_cmd(&log_path);
+    cmd.stdin(Stdio::null())
+        .stdout(fs::File::create(&out_path).expect("stdout file"))
+        .stderr(fs::File::create(&err_path).expect("stderr file"));
+    let cmdline = format!("{cmd:?}");
+    let start = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {cmdline}: {e}; {}", provision_hint()));
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait for QEMU") {
+            break st;
+        }
+        if start.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "QEMU did not finish within {timeout:?}: {cmdline}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+                fs::read_to_string(&out_path).unwrap_or_default(),
+                fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = start.elapsed();
+    let read = |p: &Path| String::from_utf8_lossy(&fs::read(p).unwrap_or_default()).into_owned();
+    Run {
+        cmdline,
+        status,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+        log: read(&log_path),
+        elapsed,
+        dir,
+    }
+}
+
+fn plugin_args(cmd: &mut Command, plugins: &[Plugin]) {
+    for p in plugins {
+        cmd.arg("-plugin").arg(p.option());
+    }
+}
+
+/// Runs `qemu-x86_64` with `plugins` on a guest program compiled from `tests/guests`.
+///
+/// The environment is cleared (only `PATH=/usr/bin:/bin` and `LC_ALL=C` remain) because
+/// linux-user hands QEMU's environment to the guest, and its size changes how many
+/// instructions libc start-up executes; with a fixed environment single-threaded runs
+/// are exactly repeatable.
+pub fn run_user(label: &str, plugins: &[Plugin], guest_name: &str, guest_args: &[&str]) -> Run {
+    let env = qemu_env();
+    let bin = guest(guest_name);
+    run(label, USER_TIMEOUT, |log| {
+        let mut cmd = Command::new(&env.qemu_user);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .current_dir(TARGET_TMPDIR);
+        plugin_args(&mut cmd, plugins);
+        cmd.args(["-d", "plugin", "-D"]).arg(log);
+        cmd.arg(&bin).args(guest_args);
+        cmd
+    })
+}
+
+/// The guest init's last line before it powers off.
+pub const GUEST_DONE: &str = "guest: all work done";
+
+/// Boots the provisioned Linux guest in `qemu-system-x86_64` under MTTCG with 4 vCPUs.
+///
+/// Boots are serialised within a test binary: each one keeps 4 vCPU threads busy, and
+/// two at once on a 2-core machine would only make both slow.
+pub fn run_system(label: &str, plugins: &[Plugin]) -> Run {
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let env = qemu_env();
+    run(label, SYSTEM_TIMEOUT, |log| {
+        let mut cmd = Command::new(&env.qemu_system);
+        cmd.args(["-M", "q35", "-smp", "4", "-m", "512"])
+            .args(["-accel", "tcg,thread=multi"])
+            .arg("-kernel")
+            .arg(&env.guest_kernel)
+            .arg("-initrd")
+            .arg(&env.guest_initrd)
+            .args(["-append", "console=ttyS0 quiet panic=-1"])
+            .args(["-nographic", "-no-reboot"]);
+        plugin_args(&mut cmd, plugins);
+        cmd.args(["-d", "plugin", "-D"]).arg(log);
+        cmd
+    })
+}
+
+// ---------------------------------------------------------------- parsers
+
+fn num<T: std::str::FromStr>(s: &str, line: &str) -> T {
+    s.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("cannot parse number {s:?} in line {line:?}"))
+}
+
+fn hex(s: &str, line: &str) -> u64 {
+    let t = s.trim();
+    let t = t.strip_prefix("0x").unwrap_or(t);
+    u64::from_str_radix(t, 16).unwrap_or_else(|_| panic!("cannot parse hex {s:?} in {line:?}"))
+}
+
+/// Instruction counts in the format of QEMU's tests/tcg/plugins/insn.c (and our `icount`):
+/// `cpu N insns: X` per vCPU, then `total insns: T`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InsnCounts {
+    pub per_cpu: BTreeMap<u32, u64>,
+    pub total: u64,
+}
+
+pub fn parse_insn(log: &str) -> InsnCounts {
+    let mut per_cpu = BTreeMap::new();
+    let mut total = None;
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("cpu ") {
+            if let Some((cpu, n)) = rest.split_once(" insns: ") {
+                let prev = per_cpu.insert(num(cpu, line), num(n, line));
+                assert!(prev.is_none(), "vCPU listed twice: {line:?}\n{log}");
+            }
+        } else if let Some(n) = line.strip_prefix("total insns: ") {
+            assert!(total.is_none(), "two `total insns` lines in\n{log}");
+            total = Some(num(n, line));
+        }
+    }
+    InsnCounts {
+        per_cpu,
+        total: total.unwrap_or_else(|| panic!("no `total insns: T` line in plugin log:\n{log}")),
+    }
+}
+
+/// `icount: mismatch cpu N callback X inline Y` lines printed by `icount check=on`.
+pub fn icount_mismatches(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| l.starts_with("icount: mismatch"))
+        .collect()
+}
+
+/// Totals of QEMU's tests/tcg/plugins/bb.c: `CPUn: bb's: B, insns: I` per vCPU that ran,
+/// and `Total: bb's: B, insns: I`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BbCounts {
+    /// vCPU index → (blocks, instructions).
+    pub per_cpu: BTreeMap<u32, (u64, u64)>,
+    pub total_bbs: u64,
+    pub total_insns: u64,
+}
+
+pub fn parse_bb(log: &str) -> BbCounts {
+    let split = |rest: &str, line: &str| -> (u64, u64) {
+        let (b, i) = rest
+            .strip_prefix("bb's: ")
+            .and_then(|r| r.split_once(", insns: "))
+            .unwrap_or_else(|| panic!("bad bb.c line {line:?}"));
+        (num(b, line), num(i, line))
+    };
+    let mut per_cpu = BTreeMap::new();
+    let mut total = None;
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("Total: ") {
+            total = Some(split(rest, line));
+        } else if let Some(rest) = line.strip_prefix("CPU")
+            && let Some((cpu, rest)) = rest.split_once(": ")
+            && rest.starts_with("bb's: ")
+        {
+            per_cpu.insert(num(cpu, line), split(rest, line));
+        }
+    }
+    let (total_bbs, total_insns) =
+        total.unwrap_or_else(|| panic!("no bb.c `Total: bb's: ...` line in plugin log:\n{log}"));
+    BbCounts {
+        per_cpu,
+        total_bbs,
+        total_insns,
+    }
+}
+
+/// `mem accesses: N` (QEMU's tests/tcg/plugins/mem.c with callback or inline, and `mem`).
+pub fn parse_mem(log: &str) -> u64 {
+    let counts: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("mem accesses: ").map(|n| num(n, l)))
+        .collect();
+    assert_eq!(
+        counts.len(),
+        1,
+        "expected exactly one `mem accesses: N` line in plugin log:\n{log}"
+    );
+    counts[0]
+}
+
+/// Per-syscall statistics in the format of QEMU's tests/tcg/plugins/syscall.c: the header
+/// `syscall no.  calls  errors`, then rows sorted by calls, descending.
+/// Returns syscall number → (calls, errors); checks the header and the ordering.
+pub fn parse_syscalls(log: &str) -> BTreeMap<i64, (u64, u64)> {
+    let mut lines = log.lines().skip_while(|l| !l.starts_with("syscall no."));
+    let header = lines
+        .next()
+        .unwrap_or_else(|| panic!("no `syscall no.  calls  errors` header in plugin log:\n{log}"));
+    assert_eq!(
+        header.split_whitespace().collect::<Vec<_>>(),
+        ["syscall", "no.", "calls", "errors"],
+        "bad syscall table header"
+    );
+    let mut map = BTreeMap::new();
+    let mut last_calls = u64::MAX;
+    for line in lines {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() != 3 || f[0].parse::<i64>().is_err() {
+            break;
+        }
+        let (no, calls, errors): (i64, u64, u64) =
+            (num(f[0], line), num(f[1], line), num(f[2], line));
+        assert!(
+            calls <= last_calls,
+            "syscall rows are not sorted by calls (descending) at {line:?}:\n{log}"
+        );
+        last_calls = calls;
+        assert!(errors <= calls, "more errors than calls: {line:?}");
+        assert!(
+            map.insert(no, (calls, errors)).is_none(),
+            "syscall {no} listed twice"
+        );
+    }
+    map
+}
+
+/// One row of contrib/plugins/hotblocks.c's table: `pc, tcount, icount, ecount`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct HotBlock {
+    pub pc: u64,
+    pub tcount: u64,
+    pub icount: u64,
+    pub ecount: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HotBlocks {
+    /// `collected N entries in the hash table`.
+    pub entries: u64,
+    pub rows: Vec<HotBlock>,
+}
+
+pub fn parse_hotblocks(log: &str) -> HotBlocks {
+    let mut entries = None;
+    let mut rows = Vec::new();
+    let mut in_table = false;
+    for line in log.lines() {
+        if let Some(rest) = line.strip_prefix("collected ") {
+            let n = rest
+                .strip_suffix(" entries in the hash table")
+                .unwrap_or_else(|| panic!("bad hotblocks line {line:?}"));
+            entries = Some(num(n, line));
+        } else if line.trim() == "pc, tcount, icount, ecount" {
+            in_table = true;
+        } else if in_table {
+            let f: Vec<&str> = line.split(", ").collect();
+            if f.len() != 4 || !f[0].starts_with("0x") {
+                in_table = false;
+                continue;
+            }
+            rows.push(HotBlock {
+                pc: hex(f[0], line),
+                tcount: num(f[1], line),
+                icount: num(f[2], line),
+                ecount: num(f[3], line),
+            });
+        }
+    }
+    let entries = entries
+        .unwrap_or_else(|| panic!("no `collected N entries in the hash table` line in:\n{log}"));
+    assert!(
+        rows.windows(2).all(|w| w[0].ecount >= w[1].ecount),
+        "hotblocks rows are not sorted by ecount:\n{log}"
+    );
+    HotBlocks { entries, rows }
+}
+
+/// `trace: N blocks, M syscalls, K files`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TraceSummary {
+    pub blocks: u64,
+    pub syscalls: u64,
+    pub files: u64,
+}
+
+pub fn parse_trace(log: &str) -> TraceSummary {
+    let line = log
+        .lines()
+        .find(|l| l.starts_with("trace: ") && l.contains(" blocks, "))
+        .unwrap_or_else(|| panic!("no `trace: N blocks, M syscalls, K files` line in:\n{log}"));
+    let f: Vec<&str> = line["trace: ".len()..].split(", ").collect();
+    let field = |i: usize, unit: &str| -> u64 {
+        let s = f
+            .get(i)
+            .and_then(|s| s.strip_suffix(unit))
+            .unwrap_or_else(|| panic!("bad trace summary {line:?}"));
+        num(s, line)
+    };
+    TraceSummary {
+        blocks: field(0, " blocks"),
+        syscalls: field(1, " syscalls"),
+        files: field(2, " files"),
+    }
+}
+
+/// The `sysheavy: nr=<n> calls=<c> errors=<e>` lines the sysheavy guest prints.
+pub fn parse_sysheavy(stdout: &str) -> BTreeMap<i64, (u64, u64)> {
+    let mut map = BTreeMap::new();
+    for line in stdout.lines() {
+        if let Some(rest) = line.strip_prefix("sysheavy: ") {
+            let mut nr = None;
+            let mut calls = None;
+            let mut errors = None;
+            for kv in rest.split_whitespace() {
+                match kv.split_once('=') {
+                    Some(("nr", v)) => nr = Some(num(v, line)),
+                    Some(("calls", v)) => calls = Some(num(v, line)),
+                    Some(("errors", v)) => errors = Some(num(v, line)),
+                    _ => panic!("bad sysheavy line {line:?}"),
+                }
+            }
+            map.insert(
+                nr.expect("nr"),
+                (calls.expect("calls"), errors.expect("errors")),
+            );
+        }
+    }
+    assert!(!map.is_empty(), "sysheavy printed no totals:\n{stdout}");
+    map
+}
+
+/// Sum of all rows of a syscall table: (calls, errors).
+pub fn syscall_totals(table: &BTreeMap<i64, (u64, u64)>) -> (u64, u64) {
+    table
+        .values()
+        .fold((0, 0), |(c, e), &(dc, de)| (c + dc, e + de))
+}
+
+/// x86-64 `exit` and `exit_group`: QEMU reports the call but the caller never returns.
+pub const NO_RETURN_SYSCALLS: [i64; 2] = [60, 231];
+
+/// The syscall table without the calls that never return (see [`NO_RETURN_SYSCALLS`]):
+/// what a plugin counting syscall *returns* must see.
+pub fn returning_syscalls(table: &BTreeMap<i64, (u64, u64)>) -> BTreeMap<i64, (u64, u64)> {
+    table
+        .iter()
+        .filter(|(nr, _)| !NO_RETURN_SYSCALLS.contains(nr))
+        .map(|(&nr, &c)| (nr, c))
+        .collect()
+}
+
+/// What the `trace` example wrote: files under its `dir`, each line `B <pc>` for an
+/// executed block or `S <number> <return value>` for a syscall return.
+#[derive(Debug, Default)]
+pub struct TraceFiles {
+    pub files: u64,
+    pub blocks: u64,
+    /// Syscall number → (returns, negative returns).
+    pub syscalls: BTreeMap<i64, (u64, u64)>,
+}
+
+pub fn read_trace_dir(dir: &Path) -> TraceFiles {
+    let mut t = TraceFiles::default();
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("trace dir {}: {e}", dir.display())) {
+        let path = entry.expect("dir entry").path();
+        t.files += 1;
+        let text = fs::read_to_string(&path).expect("read trace file");
+        for line in text.lines() {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            match f.as_slice() {
+                ["B", pc] => {
+                    hex(pc, line);
+                    t.blocks += 1;
+                }
+                ["S", nr, ret] => {
+                    let ret: i64 = num(ret, line);
+                    let e = t.syscalls.entry(num(nr, line)).or_default();
+                    e.0 += 1;
+                    e.1 += u64::from(ret < 0);
+                }
+                _ => panic!("unexpected line {line:?} in trace file {}", path.display()),
+            }
+        }
+    }
+    t
+}

@@ -1,0 +1,178 @@
+//! Multi-threaded guests under qemu-x86_64 (linux-user, API v5), where every guest thread
+//! is its own vCPU running in parallel. Runs are not repeatable here, so each check uses
+//! a witness from the same run: QEMU's bb.c (a different output format, loaded alongside)
+//! or the totals the guest program prints for itself.
+
+mod common;
+
+use common::*;
+
+/// Iterations of each compute thread's loop (a few instructions each).
+const THREAD_ITERS: &str = "1000000";
+
+fn threads_with_icount_check(n: usize) {
+    let n_arg = n.to_string();
+    let r = run_user(
+        &format!("threads-{n}"),
+        &[
+            Plugin::new(example(Api::V5, "icount"), &["check=on"]),
+            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+        ],
+        "threads",
+        &[&n_arg, THREAD_ITERS],
+    );
+    r.assert_success();
+    assert!(
+        r.stdout.contains(&format!("threads: {n} done")),
+        "{}",
+        r.describe()
+    );
+    let mismatches = icount_mismatches(&r.log);
+    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
+    let ours = parse_insn(&r.log);
+    let bb = parse_bb(&r.log);
+    eprintln!(
+        "threads {n}: icount total {} per cpu {:?}; bb.c total {} ({:.2?})",
+        ours.total, ours.per_cpu, bb.total_insns, r.elapsed
+    );
+    assert_eq!(ours.total, bb.total_insns, "{}", r.describe());
+    assert_eq!(ours.total, ours.per_cpu.values().sum::<u64>());
+    for (cpu, (_, insns)) in &bb.per_cpu {
+        assert_eq!(
+            ours.per_cpu.get(cpu),
+            Some(insns),
+            "vCPU {cpu}\n{}",
+            r.describe()
+        );
+    }
+    // The main thread plus n workers, all alive at once, so n + 1 vCPUs ran code, and
+    // each worker's vCPU executed at least one instruction per loop iteration.
+    let iters: u64 = THREAD_ITERS.parse().unwrap();
+    let busy = ours.per_cpu.values().filter(|&&c| c >= iters).count();
+    assert!(
+        ours.per_cpu.values().filter(|&&c| c > 0).count() > n,
+        "fewer than {} vCPUs counted work: {:?}",
+        n + 1,
+        ours.per_cpu
+    );
+    assert!(busy >= n, "fewer than {n} busy vCPUs: {:?}", ours.per_cpu);
+}
+
+#[test]
+fn two_threads_icount_check() {
+    threads_with_icount_check(2);
+}
+
+#[test]
+fn four_threads_icount_check() {
+    threads_with_icount_check(4);
+}
+
+/// 3,000 short-lived threads in batches: vCPU indexes come and go (and may outgrow the
+/// scoreboards, which moves them); counts must survive all of it.
+#[test]
+fn thread_churn_icount_check() {
+    let total = 3000;
+    let r = run_user(
+        "churn",
+        &[
+            Plugin::new(example(Api::V5, "icount"), &["check=on"]),
+            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+        ],
+        "churn",
+        &[&total.to_string(), "16"],
+    );
+    r.assert_success();
+    assert!(
+        r.stdout
+            .contains(&format!("churn: {total} threads created and joined")),
+        "{}",
+        r.describe()
+    );
+    let mismatches = icount_mismatches(&r.log);
+    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
+    let ours = parse_insn(&r.log);
+    let bb = parse_bb(&r.log);
+    eprintln!(
+        "churn: icount total {} over {} vCPU indexes; bb.c total {} ({:.2?})",
+        ours.total,
+        ours.per_cpu.len(),
+        bb.total_insns,
+        r.elapsed
+    );
+    assert_eq!(ours.total, bb.total_insns, "{}", r.describe());
+    for (cpu, (_, insns)) in &bb.per_cpu {
+        assert_eq!(ours.per_cpu.get(cpu), Some(insns), "vCPU {cpu}");
+    }
+    // Up to 16 workers live at once next to the main thread.
+    assert!(ours.per_cpu.len() >= 2, "{:?}", ours.per_cpu);
+}
+
+/// Several threads making syscalls concurrently: our totals equal the guest's own.
+#[test]
+fn sysheavy_syscall_totals() {
+    let r = run_user(
+        "sysheavy",
+        &[Plugin::new(example(Api::V5, "syscalls"), &[])],
+        "sysheavy",
+        &["4", "5000"],
+    );
+    r.assert_success();
+    let own = parse_sysheavy(&r.stdout);
+    let seen = parse_syscalls(&r.log);
+    eprintln!("sysheavy: guest says {own:?}; syscalls plugin {seen:?}");
+    for (nr, counts) in &own {
+        assert_eq!(
+            seen.get(nr),
+            Some(counts),
+            "syscall {nr} (calls, errors)\n{}",
+            r.describe()
+        );
+    }
+}
+
+/// trace with several vCPUs: one file per vCPU, and block and syscall totals equal to
+/// bb.c's and syscall.c's in the same run.
+#[test]
+fn trace_with_threads() {
+    let n: u64 = 3;
+    let dir = run_dir("trace-threads-out");
+    let dir_arg = format!("dir={}", dir.display());
+    let r = run_user(
+        "trace-threads",
+        &[
+            Plugin::new(example(Api::V5, "trace"), &[&dir_arg]),
+            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+            Plugin::new(ref_plugin("syscall"), &[]),
+        ],
+        "threads",
+        &[&n.to_string(), "200000"],
+    );
+    r.assert_success();
+    let summary = parse_trace(&r.log);
+    let bb = parse_bb(&r.log);
+    // trace records syscall returns; thread exit and exit_group never return.
+    let returns = returning_syscalls(&parse_syscalls(&r.log));
+    let (calls, _) = syscall_totals(&returns);
+    let files = read_trace_dir(&dir);
+    eprintln!(
+        "trace threads {n}: {summary:?}; files: {} blocks in {} files; \
+         bb.c {} blocks on {} vCPUs; syscall.c {calls} returning calls",
+        files.blocks,
+        files.files,
+        bb.total_bbs,
+        bb.per_cpu.len()
+    );
+    assert_eq!(summary.blocks, bb.total_bbs, "{}", r.describe());
+    assert_eq!(summary.syscalls, calls, "{}", r.describe());
+    assert_eq!(summary.files, files.files, "files in {}", dir.display());
+    assert_eq!(files.blocks, bb.total_bbs, "B lines in {}", dir.display());
+    assert_eq!(files.syscalls, returns, "S lines per syscall vs syscall.c");
+    // The main thread and n workers each ran blocks, each with its own file.
+    assert!(
+        files.files >= bb.per_cpu.len() as u64 && files.files > n,
+        "{} files for {} vCPUs",
+        files.files,
+        bb.per_cpu.len()
+    );
+}

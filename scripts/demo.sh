@@ -10,9 +10,9 @@ CACHE="${QEMU_PLUGIN_CACHE:-$HOME/.cache/qemu-plugin-rs}"
 source "$CACHE/env"
 
 echo "=== building the example plugins (API v5 for qemu-x86_64 10.2, API v4 for qemu-system 10.0)"
-cargo build --release --examples -q
+cargo build --release --examples -q --target-dir target/api-v5
 cargo build --release --examples -q --no-default-features --features plugin-api-v4 --target-dir target/api-v4
-V5=target/release/examples
+V5=target/api-v5/release/examples
 V4=target/api-v4/release/examples
 
 OUT="${DEMO_OUT:-$(mktemp -d /tmp/qemu-plugin-demo.XXXXXX)}"

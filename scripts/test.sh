@@ -18,4 +18,4 @@ step "unit and mock-host tests, plugin API v4"
 cargo test --lib --no-default-features --features plugin-api-v4
 
 step "all tests, plugin API v5: unit, mock host, real QEMU (user mode and MTTCG system mode)"
-cargo test --release
+cargo test --release --features mock

@@ -83,6 +83,11 @@ pub mod sys;
 #[cfg(any(test, feature = "mock"))]
 pub mod mock;
 
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 pub use api::guest::*;
 pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};
 pub use api::time::{TimeControl, qemu_plugin_request_time_control, qemu_plugin_update_ns};

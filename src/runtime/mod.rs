@@ -7,7 +7,7 @@
 //! the rest, the shard is merged into the total.
 
 mod barrier;
-mod driver;
+pub(crate) mod driver;
 mod inline;
 mod per_vcpu;
 mod shards;
@@ -20,3 +20,6 @@ pub use inline::{Condition, InlineCounter};
 pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
 pub use vcpu::Vcpu;
+
+#[cfg(test)]
+mod tests;

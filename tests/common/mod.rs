@@ -159,7 +159,9 @@ fn build_examples(api: Api) -> PathBuf {
         .args(["build", "--release", "--examples"]);
     let out_dir = match api {
         Api::V5 => {
-            let t = target_dir();
+            // A target dir of its own: `cargo test --features mock` builds the examples in
+            // the default one with the mock host linked in, which QEMU must never load.
+            let t = target_dir().join("api-v5");
             cmd.arg("--target-dir").arg(&t);
             t.join("release/examples")
         }

@@ -231,3 +231,113 @@ macro_rules! register {
         static __QEMU_PLUGIN_CTOR: extern "C" fn() = __qemu_plugin_ctor;
     };
 }
+
+#[cfg(test)]
+mod tests {
+    //! A plugin written against the 10.1.0-v2 crate, unchanged, driven by the mock host.
+
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+    use crate::mock::{Block, MockHost, Workload};
+    use crate::{
+        Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex, Value,
+        install::Args, qemu_plugin_outs, qemu_plugin_register_atexit_cb,
+    };
+
+    #[derive(Default)]
+    struct OldStyle {
+        label: String,
+        executed: Arc<AtomicU64>,
+        inits: u64,
+        fail_syscalls: bool,
+    }
+
+    impl Register for OldStyle {
+        fn register(&mut self, id: PluginId, args: &Args, _info: &Info) -> Result<()> {
+            if let Some(Value::String(s)) = args.parsed.get("label") {
+                self.label = s.clone();
+            }
+            self.fail_syscalls = matches!(args.parsed.get("fail"), Some(Value::Bool(true)));
+            let label = self.label.clone();
+            let executed = self.executed.clone();
+            qemu_plugin_register_atexit_cb(id, move |_| {
+                let _ = qemu_plugin_outs(format!("{label}: {} executed\n", executed.load(Relaxed)));
+            })
+        }
+    }
+
+    impl HasCallbacks for OldStyle {
+        fn on_vcpu_init(&mut self, _id: PluginId, _vcpu_id: VCPUIndex) -> Result<()> {
+            self.inits += 1;
+            qemu_plugin_outs(format!("init #{}\n", self.inits))
+        }
+
+        fn on_translation_block_translate(&mut self, _id: PluginId, tb: TranslationBlock) -> Result<()> {
+            for insn in tb.instructions() {
+                let vaddr = insn.vaddr();
+                let disas = insn.disas()?;
+                qemu_plugin_outs(format!("{vaddr:08x}: {disas}\n"))?;
+                let executed = self.executed.clone();
+                insn.register_execute_callback(move |_vcpu| {
+                    executed.fetch_add(1, Relaxed);
+                });
+            }
+            Ok(())
+        }
+
+        fn on_syscall(
+            &mut self,
+            _id: PluginId,
+            _vcpu_index: VCPUIndex,
+            num: i64,
+            _a1: u64,
+            _a2: u64,
+            _a3: u64,
+            _a4: u64,
+            _a5: u64,
+            _a6: u64,
+            _a7: u64,
+            _a8: u64,
+        ) -> Result<()> {
+            if self.fail_syscalls {
+                return Err(Error::msg(format!("refusing syscall {num}")));
+            }
+            Ok(())
+        }
+    }
+
+    fn install(host: &mut MockHost, args: &[&str]) -> i32 {
+        super::register_plugin(OldStyle::default());
+        crate::install::set_installer("oldstyle", super::install);
+        host.install(crate::install::qemu_plugin_install, args)
+    }
+
+    #[test]
+    fn a_10_1_style_plugin_behaves_the_same() {
+        let mut host = MockHost::system(2);
+        assert_eq!(install(&mut host, &["label=old"]), 0, "{}", host.output());
+        host.boot();
+        let w = Workload::new().step(Block::synthetic(0x4000, 3), 1000);
+        assert_eq!(host.run(&w).insns, 6000);
+        host.atexit();
+        let out = host.output();
+        assert!(out.contains("init #1\n") && out.contains("init #2\n"), "{out}");
+        assert!(out.lines().any(|l| l.starts_with("00004000: ")), "{out}");
+        assert!(out.ends_with("old: 6000 executed\n"), "{out}");
+    }
+
+    #[test]
+    fn an_err_from_a_10_1_style_callback_is_reported_not_a_panic() {
+        let mut host = MockHost::user();
+        assert_eq!(install(&mut host, &["fail=on"]), 0);
+        let id = host.plugin_ids()[0];
+        host.spawn_vcpus(1);
+        host.syscall(0, 60, [0; 8], 0);
+        host.syscall(0, 61, [0; 8], 0);
+        let out = host.output();
+        let lines: Vec<&str> = out.lines().filter(|l| l.contains("refusing syscall")).collect();
+        assert_eq!(lines, ["oldstyle: error: refusing syscall 60 (in the syscall callback); uninstalling the plugin, the guest continues"]);
+        assert!(host.is_uninstalled(id));
+    }
+}

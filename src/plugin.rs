@@ -273,7 +273,11 @@ mod tests {
             qemu_plugin_outs(format!("init #{}\n", self.inits))
         }
 
-        fn on_translation_block_translate(&mut self, _id: PluginId, tb: TranslationBlock) -> Result<()> {
+        fn on_translation_block_translate(
+            &mut self,
+            _id: PluginId,
+            tb: TranslationBlock,
+        ) -> Result<()> {
             for insn in tb.instructions() {
                 let vaddr = insn.vaddr();
                 let disas = insn.disas()?;
@@ -322,7 +326,10 @@ mod tests {
         assert_eq!(host.run(&w).insns, 6000);
         host.atexit();
         let out = host.output();
-        assert!(out.contains("init #1\n") && out.contains("init #2\n"), "{out}");
+        assert!(
+            out.contains("init #1\n") && out.contains("init #2\n"),
+            "{out}"
+        );
         assert!(out.lines().any(|l| l.starts_with("00004000: ")), "{out}");
         assert!(out.ends_with("old: 6000 executed\n"), "{out}");
     }
@@ -336,8 +343,16 @@ mod tests {
         host.syscall(0, 60, [0; 8], 0);
         host.syscall(0, 61, [0; 8], 0);
         let out = host.output();
-        let lines: Vec<&str> = out.lines().filter(|l| l.contains("refusing syscall")).collect();
-        assert_eq!(lines, ["oldstyle: error: refusing syscall 60 (in the syscall callback); uninstalling the plugin, the guest continues"]);
+        let lines: Vec<&str> = out
+            .lines()
+            .filter(|l| l.contains("refusing syscall"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "oldstyle: error: refusing syscall 60 (in the syscall callback); uninstalling the plugin, the guest continues"
+            ]
+        );
         assert!(host.is_uninstalled(id));
     }
 }

@@ -21,9 +21,27 @@ fn assert_booted(r: &Run) {
 fn system_icount_check_on_four_vcpus() {
     let r = run_system(
         "system-icount",
-        &[Plugin::new(example(Api::V4, "icount"), &["check=on"])],
+        &[Plugin::new(
+            example(Api::V4, "icount"),
+            &["check=on", "events=on"],
+        )],
     );
     assert_booted(&r);
+    // vcpu_init created a shard for each of the 4 vCPUs, and the idle loop of a booting
+    // Linux sends idle and resume events (QEMU's idle hook fires when a vCPU halts).
+    let events = r
+        .log
+        .lines()
+        .find_map(|l| l.strip_prefix("icount: vcpus "))
+        .unwrap_or_else(|| panic!("no `icount: vcpus` line\n{}", r.describe()));
+    let field = |name: &str| -> u64 {
+        events
+            .split_whitespace()
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
+            .unwrap_or_else(|| panic!("no {name}= in `{events}`"))
+    };
+    assert_eq!(field("init"), 4, "{events}");
+    assert!(field("idle") > 0 && field("resume") > 0, "{events}");
     let mismatches = icount_mismatches(&r.log);
     assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
     let counts = parse_insn(&r.log);
@@ -87,6 +105,3 @@ fn system_tiny_runs() {
         "no user-space (or real-mode) vaddr"
     );
 }
-
-// TODO: a test that vcpu_init was seen for all 4 vCPUs and that idle/resume events
-// arrived, once an example reports them (expected output to be defined by the crate).

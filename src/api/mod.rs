@@ -5,3 +5,6 @@
 pub mod guest;
 pub mod misc;
 pub mod time;
+
+#[cfg(test)]
+mod tests;

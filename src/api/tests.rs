@@ -1,0 +1,109 @@
+//! Guest state through the mock host: memory reads into real glib arrays, register reads
+//! and writes gated on the callback's register-access flags, and the errors when QEMU
+//! refuses.
+
+use std::sync::Mutex;
+
+use crate::mock::{Block, MockHost, Workload};
+use crate::{
+    CallbackFlags, HasCallbacks, PluginId, Register, RegisterDescriptor, Result, TranslationBlock,
+    VCPUIndex, qemu_plugin_get_registers, qemu_plugin_read_memory_vaddr,
+};
+
+static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+static REGS: Mutex<Vec<RegisterDescriptor<'static>>> = Mutex::new(Vec::new());
+
+fn note(s: String) {
+    SEEN.lock().unwrap().push(s);
+}
+
+struct GuestState;
+
+impl Register for GuestState {}
+
+impl HasCallbacks for GuestState {
+    fn on_vcpu_init(&mut self, _id: PluginId, _vcpu: VCPUIndex) -> Result<()> {
+        *REGS.lock().unwrap() = qemu_plugin_get_registers()?;
+        Ok(())
+    }
+
+    fn on_translation_block_translate(
+        &mut self,
+        _id: PluginId,
+        tb: TranslationBlock,
+    ) -> Result<()> {
+        let insn = tb.instruction(0)?;
+        insn.register_execute_callback_flags(
+            |_vcpu| {
+                let mut buf = [0u8; 8];
+                note(format!(
+                    "mem {:?}",
+                    qemu_plugin_read_memory_vaddr(0x2000, &mut buf).map(|_| buf)
+                ));
+                let regs = REGS.lock().unwrap();
+                let rbx = regs.iter().find(|r| r.name == "rbx").expect("rbx listed");
+                note(format!("rbx {:?}", rbx.read().map(|v| v.to_vec())));
+                #[cfg(feature = "plugin-api-v5")]
+                note(format!(
+                    "write with R_REGS: {:?}",
+                    rbx.write(&[9; 8]).map_err(|e| e.to_string())
+                ));
+            },
+            CallbackFlags::QEMU_PLUGIN_CB_R_REGS,
+        );
+        #[cfg(feature = "plugin-api-v5")]
+        tb.instruction(1)?.register_execute_callback_flags(
+            |_vcpu| {
+                let regs = REGS.lock().unwrap();
+                let rax = regs.iter().find(|r| r.name == "rax").expect("rax listed");
+                note(format!(
+                    "write with RW_REGS: {:?}",
+                    rax.write(&7u64.to_le_bytes()).map_err(|e| e.to_string())
+                ));
+            },
+            CallbackFlags::QEMU_PLUGIN_CB_RW_REGS,
+        );
+        tb.instruction(2)?.register_execute_callback(|_vcpu| {
+            let regs = REGS.lock().unwrap();
+            let rax = regs.iter().find(|r| r.name == "rax").expect("rax listed");
+            note(format!(
+                "read without flags: {:?}",
+                rax.read().map_err(|e| e.to_string())
+            ));
+        });
+        Ok(())
+    }
+}
+
+#[test]
+fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
+    SEEN.lock().unwrap().clear();
+    let mut host = MockHost::system(1);
+    crate::plugin::register_plugin(GuestState);
+    crate::install::set_installer("guest-state", crate::plugin::install);
+    assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
+    host.write_phys(0x2000, &[1, 2, 3, 4, 5, 6, 7, 8]);
+    host.boot();
+    host.run(&Workload::new().step(Block::synthetic(0x1000, 3), 1));
+    let seen = SEEN.lock().unwrap().clone();
+    assert_eq!(seen[0], "mem Ok([1, 2, 3, 4, 5, 6, 7, 8])");
+    // The mock's register file holds (vcpu << 16) | register number: rbx is register 1.
+    assert_eq!(
+        seen[1],
+        format!("rbx Ok({:?})", 1u64.to_le_bytes().to_vec())
+    );
+    #[cfg(feature = "plugin-api-v5")]
+    {
+        assert_eq!(
+            seen[2],
+            "write with R_REGS: Err(\"writing register rbx failed (does the callback have QEMU_PLUGIN_CB_RW_REGS?)\")"
+        );
+        assert_eq!(seen[3], "write with RW_REGS: Ok(())");
+        assert_eq!(host.register(0, "rax"), Some(7u64.to_le_bytes().to_vec()));
+    }
+    assert_eq!(
+        seen.last().unwrap(),
+        "read without flags: Err(\"reading register rax failed (does the callback have register access?)\")"
+    );
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}

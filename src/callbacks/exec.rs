@@ -8,6 +8,7 @@ use super::stash::stash;
 use super::trampoline::{Hook, guard};
 use crate::VCPUIndex;
 use crate::handles::mem::MemoryInfo;
+use crate::scoreboard::PluginU64;
 use crate::sys;
 
 /// QEMU's `qemu_plugin_vcpu_udata_cb_t` for a closure `F`.
@@ -76,4 +77,77 @@ where
         cb: Some(vcpu_mem::<F>),
         userdata: stash(f),
     }
+}
+
+/// `qemu_plugin_register_vcpu_{tb,insn}_exec_cb`.
+pub(crate) type RegisterFn<R> = unsafe extern "C" fn(
+    *mut R,
+    sys::qemu_plugin_vcpu_udata_cb_t,
+    sys::qemu_plugin_cb_flags,
+    *mut c_void,
+);
+/// `qemu_plugin_register_vcpu_{tb,insn}_exec_cond_cb`.
+pub(crate) type RegisterCondFn<R> = unsafe extern "C" fn(
+    *mut R,
+    sys::qemu_plugin_vcpu_udata_cb_t,
+    sys::qemu_plugin_cb_flags,
+    sys::qemu_plugin_cond,
+    sys::qemu_plugin_u64,
+    u64,
+    *mut c_void,
+);
+/// `qemu_plugin_register_vcpu_{tb,insn}_exec_inline_per_vcpu`.
+pub(crate) type RegisterInlineFn<R> =
+    unsafe extern "C" fn(*mut R, sys::qemu_plugin_op, sys::qemu_plugin_u64, u64);
+
+/// A block or an instruction being translated: what exec callbacks and inline ops attach
+/// to. Implemented by the handles, with QEMU's registration functions for each.
+pub(crate) trait ExecSite {
+    /// QEMU's opaque type (`qemu_plugin_tb` or `qemu_plugin_insn`).
+    type Raw;
+    const REGISTER: RegisterFn<Self::Raw>;
+    const REGISTER_COND: RegisterCondFn<Self::Raw>;
+    const REGISTER_INLINE: RegisterInlineFn<Self::Raw>;
+    /// The handle, valid while the translation callback runs (the handle's lifetime).
+    fn raw(&self) -> *mut Self::Raw;
+}
+
+/// Runs `f` each time `site` executes.
+pub(crate) fn on_exec<S: ExecSite, F>(site: &S, flags: sys::qemu_plugin_cb_flags, f: F)
+where
+    F: Fn(VCPUIndex) + Send + Sync + 'static,
+{
+    let u = udata(f);
+    // SAFETY: `site.raw()` is being translated (the handle cannot outlive the callback);
+    // `S::REGISTER` is QEMU's registration function for that handle type; `u` pairs the
+    // trampoline with the stashed closure it expects.
+    unsafe { S::REGISTER(site.raw(), u.cb, flags, u.userdata) }
+}
+
+/// Runs `f` each time `site` executes and `entry cond imm` holds for the executing vCPU.
+pub(crate) fn on_exec_if<S: ExecSite, F>(
+    site: &S,
+    flags: sys::qemu_plugin_cb_flags,
+    cond: sys::qemu_plugin_cond,
+    entry: PluginU64<'static>,
+    imm: u64,
+    f: F,
+) where
+    F: Fn(VCPUIndex) + Send + Sync + 'static,
+{
+    let u = udata(f);
+    // SAFETY: as in `on_exec`; `entry` points into a never-freed scoreboard ('static), so
+    // the read QEMU emits stays valid for as long as the block lives.
+    unsafe { S::REGISTER_COND(site.raw(), u.cb, flags, cond, entry.raw(), imm, u.userdata) }
+}
+
+/// Applies `op` with `imm` to the executing vCPU's `entry` each time `site` executes.
+pub(crate) fn inline<S: ExecSite>(
+    site: &S,
+    op: sys::qemu_plugin_op,
+    entry: PluginU64<'static>,
+    imm: u64,
+) {
+    // SAFETY: as in `on_exec_if`.
+    unsafe { S::REGISTER_INLINE(site.raw(), op, entry.raw(), imm) }
 }

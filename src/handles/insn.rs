@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use super::mem::MemoryInfo;
-use crate::callbacks::exec::{mem_udata, udata};
+use crate::callbacks::exec::{self, ExecSite, mem_udata};
 use crate::error::{Error, Result};
 use crate::scoreboard::PluginU64;
 use crate::{CallbackFlags, MemRW, PluginCondition, PluginOp, VCPUIndex, sys};
@@ -30,10 +30,6 @@ impl<'a> Instruction<'a> {
             ptr,
             marker: PhantomData,
         })
-    }
-
-    fn raw(&self) -> *mut sys::qemu_plugin_insn {
-        self.ptr.as_ptr()
     }
 
     /// Copies up to `data.len()` bytes of the instruction's encoding into `data`; returns
@@ -110,10 +106,7 @@ impl<'a> Instruction<'a> {
     where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        let u = udata(cb);
-        // SAFETY: the instruction is being translated; `u` pairs the trampoline with the
-        // stashed closure it expects.
-        unsafe { sys::qemu_plugin_register_vcpu_insn_exec_cb(self.raw(), u.cb, flags, u.userdata) };
+        exec::on_exec(self, flags, cb)
     }
 
     /// Runs `cb` when the instruction executes and `entry cond immediate` holds for the
@@ -147,34 +140,13 @@ impl<'a> Instruction<'a> {
     ) where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        let u = udata(cb);
-        // SAFETY: as above; `entry` is in a never-freed scoreboard.
-        unsafe {
-            sys::qemu_plugin_register_vcpu_insn_exec_cond_cb(
-                self.raw(),
-                u.cb,
-                flags,
-                cond,
-                entry.raw(),
-                immediate,
-                u.userdata,
-            )
-        };
+        exec::on_exec_if(self, flags, cond, entry, immediate, cb)
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction
     /// executes. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
     pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
-        // SAFETY: the instruction is being translated; `entry` is in a never-freed
-        // scoreboard.
-        unsafe {
-            sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(
-                self.raw(),
-                op,
-                entry.raw(),
-                imm,
-            )
-        };
+        exec::inline(self, op, entry, imm)
     }
 
     /// Runs `cb` for each memory access of this instruction matching `rw`, with the
@@ -211,5 +183,18 @@ impl<'a> Instruction<'a> {
         unsafe {
             sys::qemu_plugin_register_vcpu_mem_inline_per_vcpu(self.raw(), rw, op, entry.raw(), imm)
         };
+    }
+}
+
+impl ExecSite for Instruction<'_> {
+    type Raw = sys::qemu_plugin_insn;
+    const REGISTER: exec::RegisterFn<Self::Raw> = sys::qemu_plugin_register_vcpu_insn_exec_cb;
+    const REGISTER_COND: exec::RegisterCondFn<Self::Raw> =
+        sys::qemu_plugin_register_vcpu_insn_exec_cond_cb;
+    const REGISTER_INLINE: exec::RegisterInlineFn<Self::Raw> =
+        sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu;
+
+    fn raw(&self) -> *mut sys::qemu_plugin_insn {
+        self.ptr.as_ptr()
     }
 }

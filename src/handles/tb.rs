@@ -5,7 +5,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use super::insn::Instruction;
-use crate::callbacks::exec::udata;
+use crate::callbacks::exec::{self, ExecSite};
 use crate::error::{Error, Result};
 use crate::scoreboard::PluginU64;
 use crate::{CallbackFlags, PluginCondition, PluginOp, VCPUIndex, sys};
@@ -83,12 +83,7 @@ impl<'a> TranslationBlock<'a> {
     where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        let u = udata(cb);
-        // SAFETY: the block is being translated ('a); `u` pairs the trampoline with the
-        // stashed closure it expects.
-        unsafe {
-            sys::qemu_plugin_register_vcpu_tb_exec_cb(self.as_ptr(), u.cb, flags, u.userdata)
-        };
+        exec::on_exec(self, flags, cb)
     }
 
     /// Runs `cb` when the block executes and `entry cond immediate` holds for the
@@ -122,34 +117,26 @@ impl<'a> TranslationBlock<'a> {
     ) where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        let u = udata(cb);
-        // SAFETY: as above; `entry` points into a scoreboard that is never freed
-        // ('static), so the inline read QEMU emits stays valid.
-        unsafe {
-            sys::qemu_plugin_register_vcpu_tb_exec_cond_cb(
-                self.as_ptr(),
-                u.cb,
-                flags,
-                cond,
-                entry.raw(),
-                immediate,
-                u.userdata,
-            )
-        };
+        exec::on_exec_if(self, flags, cond, entry, immediate, cb)
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the block
     /// executes, without a callback. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
     pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
-        // SAFETY: the block is being translated; `entry` is in a never-freed scoreboard.
-        unsafe {
-            sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
-                self.as_ptr(),
-                op,
-                entry.raw(),
-                imm,
-            )
-        };
+        exec::inline(self, op, entry, imm)
+    }
+}
+
+impl ExecSite for TranslationBlock<'_> {
+    type Raw = sys::qemu_plugin_tb;
+    const REGISTER: exec::RegisterFn<Self::Raw> = sys::qemu_plugin_register_vcpu_tb_exec_cb;
+    const REGISTER_COND: exec::RegisterCondFn<Self::Raw> =
+        sys::qemu_plugin_register_vcpu_tb_exec_cond_cb;
+    const REGISTER_INLINE: exec::RegisterInlineFn<Self::Raw> =
+        sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu;
+
+    fn raw(&self) -> *mut sys::qemu_plugin_tb {
+        self.as_ptr()
     }
 }
 

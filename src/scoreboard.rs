@@ -69,15 +69,19 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
         self.ptr.as_ptr()
     }
 
+    #[track_caller]
     fn entry(&self, vcpu: VCPUIndex) -> *mut T {
-        // SAFETY: the scoreboard is live; QEMU grows it to cover every vCPU index it has
-        // created, and returns the entry's current address.
+        check_index(vcpu);
+        // SAFETY: the scoreboard is live; `vcpu` is below the number of vCPUs QEMU has
+        // created (checked above), which QEMU grows every scoreboard to cover; QEMU returns
+        // the entry's current address.
         unsafe { sys::qemu_plugin_scoreboard_find(self.raw(), vcpu) }.cast()
     }
 
-    /// Reads vCPU `vcpu`'s entry. While that vCPU runs, inline operations may be writing
+    /// Reads vCPU `vcpu`'s entry (panics if QEMU has not created vCPU `vcpu`). While that vCPU runs, inline operations may be writing
     /// it concurrently (QEMU does not synchronise them), so the value may be stale; read
     /// it from that vCPU's own callbacks, or once the vCPU has stopped, for exact values.
+    #[track_caller]
     pub fn read(&self, vcpu: VCPUIndex) -> T {
         // SAFETY: the entry exists (see `entry`), is aligned by QEMU's allocator for
         // `size_of::<T>()` elements, and holds a valid `T` (zero-filled or written as `T`
@@ -86,6 +90,7 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
     }
 
     /// Writes vCPU `vcpu`'s entry. The same caveat as [`Self::read`] applies.
+    #[track_caller]
     pub fn write(&self, vcpu: VCPUIndex, value: T) {
         // SAFETY: as in `read`.
         unsafe { self.entry(vcpu).write_volatile(value) }
@@ -150,6 +155,16 @@ macro_rules! scoreboard_u64_in_struct {
     }};
 }
 
+/// Panics (inside a callback: reported, not unwound into QEMU) if QEMU has not created
+/// vCPU `vcpu`: QEMU would abort on the out-of-range lookup.
+#[track_caller]
+fn check_index(vcpu: VCPUIndex) {
+    let created = crate::qemu_plugin_num_vcpus().unwrap_or(0);
+    if i64::from(vcpu) >= i64::from(created) {
+        panic!("vCPU index {vcpu} is out of range: QEMU has created {created} vCPUs");
+    }
+}
+
 /// One `u64` in each entry of a scoreboard (`qemu_plugin_u64`), borrowed from it.
 /// Needs: QEMU 9.0 (plugin API v2).
 #[derive(Debug, Clone, Copy)]
@@ -169,19 +184,26 @@ impl PluginU64<'_> {
     }
 
     /// Adds `value` to vCPU `vcpu`'s entry (not atomic: call it from that vCPU).
+    /// Panics if QEMU has not created vCPU `vcpu` (QEMU itself would abort).
+    #[track_caller]
     pub fn add(&self, vcpu: VCPUIndex, value: u64) {
-        // SAFETY: the handle points into a live scoreboard (lifetime 's).
+        check_index(vcpu);
+        // SAFETY: the handle points into a live scoreboard (lifetime 's), `vcpu` is in range.
         unsafe { sys::qemu_plugin_u64_add(self.raw, vcpu, value) }
     }
 
-    /// vCPU `vcpu`'s value.
+    /// vCPU `vcpu`'s value. Panics if QEMU has not created vCPU `vcpu`.
+    #[track_caller]
     pub fn get(&self, vcpu: VCPUIndex) -> u64 {
+        check_index(vcpu);
         // SAFETY: as in `add`.
         unsafe { sys::qemu_plugin_u64_get(self.raw, vcpu) }
     }
 
-    /// Sets vCPU `vcpu`'s value.
+    /// Sets vCPU `vcpu`'s value. Panics if QEMU has not created vCPU `vcpu`.
+    #[track_caller]
     pub fn set(&self, vcpu: VCPUIndex, value: u64) {
+        check_index(vcpu);
         // SAFETY: as in `add`.
         unsafe { sys::qemu_plugin_u64_set(self.raw, vcpu, value) }
     }
@@ -216,4 +238,30 @@ pub fn qemu_plugin_u64_set(entry: PluginU64<'_>, vcpu_index: VCPUIndex, value: u
 /// The sum of `entry` over all vCPUs. Needs: QEMU 9.0 (plugin API v2).
 pub fn qemu_plugin_scoreboard_sum(entry: PluginU64<'_>) -> u64 {
     entry.sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::mock::MockHost;
+    use crate::scoreboard::Scoreboard;
+
+    #[test]
+    fn out_of_range_vcpu_is_a_clear_panic_not_an_abort() {
+        let mut host = MockHost::system(2);
+        host.boot();
+        let sb: Scoreboard<u64> = Scoreboard::new();
+        sb.write(1, 5);
+        assert_eq!(sb.read(1), 5);
+        assert_eq!(sb.u64().get(1), 5);
+        assert_eq!(sb.u64().sum(), 5);
+        let err = std::panic::catch_unwind(|| sb.read(2)).unwrap_err();
+        let msg = err.downcast_ref::<String>().unwrap();
+        assert_eq!(
+            msg,
+            "vCPU index 2 is out of range: QEMU has created 2 vCPUs"
+        );
+        assert!(std::panic::catch_unwind(|| sb.u64().add(7, 1)).is_err());
+        drop(sb);
+        assert!(host.violations().is_empty(), "{:?}", host.violations());
+    }
 }

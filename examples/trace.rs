@@ -100,7 +100,7 @@ impl PerVcpu for Trace {
             let every = self.every;
             tb.on_exec(move |cpu: &mut Vcpu<Self>| {
                 cpu.blocks += 1;
-                if cpu.blocks % every == 0 {
+                if cpu.blocks.is_multiple_of(every) {
                     cpu.record(format_args!("B {pc:x}\n"));
                 }
             });

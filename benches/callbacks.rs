@@ -17,19 +17,18 @@
 //! Run with `cargo bench --features mock --bench callbacks` (optionally followed by a
 //! criterion filter such as `exec/shard`), then `python3 scripts/plot-benchmarks.py`.
 
+use std::ffi::{c_char, c_int, c_uint, c_void};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use criterion::{
-    BenchmarkId, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
-};
+use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use qemu_plugin::install::{qemu_plugin_install, set_installer};
-use qemu_plugin::mock::{Block, MockHost, Workload};
+use qemu_plugin::mock::{Block, InstallFn, MockHost, Workload};
 use qemu_plugin::{
     Args, HasCallbacks, Info, InlineCounter, PerVcpu, PluginId, Register, Result, Syscall,
-    SyscallReturn, Translation, TranslationBlock, VCPUIndex, Vcpu,
+    SyscallReturn, Translation, TranslationBlock, VCPUIndex, Vcpu, sys,
 };
 
 /// Instructions per synthetic guest block (one event each).
@@ -227,6 +226,64 @@ fn install_bench() {
 }
 
 // ---------------------------------------------------------------------------------------
+// Path 0 (the mock's floor for a callback): a C-style plugin on the raw C API whose
+// callback adds to a padded per-vCPU slot, as a C plugin would, with no crate code at all.
+// ---------------------------------------------------------------------------------------
+
+/// One vCPU's counter of the raw plugin, alone on its cache line.
+#[repr(align(128))]
+struct Padded(AtomicU64);
+
+/// Per-vCPU counters of the raw plugin (the benches use at most 8 vCPUs).
+static RAW: [Padded; 8] = [const { Padded(AtomicU64::new(0)) }; 8];
+
+/// The raw plugin's exec callback: a plain (non-atomic read-modify-write) add to the
+/// executing vCPU's own slot, like `cpu.n += 1`.
+extern "C" fn raw_count(vcpu: c_uint, _udata: *mut c_void) {
+    let slot = &RAW[vcpu as usize].0;
+    slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
+extern "C" fn raw_trans(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb) {
+    // SAFETY:
+    // - `tb` is the block the host is translating, valid for this callback.
+    let n = unsafe { sys::qemu_plugin_tb_n_insns(tb) };
+    for i in 0..n {
+        // SAFETY:
+        // - as above, and `i` is below the block's instruction count; `raw_count` has the
+        //   callback signature and ignores its userdata.
+        unsafe {
+            let insn = sys::qemu_plugin_tb_get_insn(tb, i);
+            sys::qemu_plugin_register_vcpu_insn_exec_cb(
+                insn,
+                Some(raw_count),
+                sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_NO_REGS,
+                std::ptr::null_mut(),
+            );
+        }
+    }
+}
+
+unsafe extern "C" fn raw_install(
+    id: sys::qemu_plugin_id_t,
+    _info: *const sys::qemu_info_t,
+    _argc: c_int,
+    _argv: *const *const c_char,
+) -> c_int {
+    for slot in &RAW {
+        slot.0.store(0, Ordering::Relaxed);
+    }
+    // SAFETY:
+    // - `id` is the id the host passed to this install; `raw_trans` has QEMU's signature.
+    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(raw_trans)) };
+    0
+}
+
+fn raw_total() -> u64 {
+    RAW.iter().map(|s| s.0.load(Ordering::Relaxed)).sum()
+}
+
+// ---------------------------------------------------------------------------------------
 // The rig: a booted mock machine with a pre-translated block.
 // ---------------------------------------------------------------------------------------
 
@@ -243,9 +300,14 @@ impl Rig {
     /// Boots `threads` vCPUs with the plugin `prepare` registers, installed with `args`,
     /// and translates the block (by running it once on every vCPU).
     fn new(threads: u32, prepare: fn(), args: &[&str]) -> Self {
+        Self::with_install(threads, prepare, qemu_plugin_install, args)
+    }
+
+    /// As [`Rig::new`], installing with `install` (the crate's entry point, or a raw one).
+    fn with_install(threads: u32, prepare: fn(), install: InstallFn, args: &[&str]) -> Self {
         let mut host = MockHost::system(threads);
         prepare();
-        assert_eq!(host.install(qemu_plugin_install, args), 0, "install");
+        assert_eq!(host.install(install, args), 0, "install");
         host.boot();
         let mut rig = Rig {
             host,
@@ -290,48 +352,109 @@ impl Rig {
     }
 }
 
+/// One of the exec paths: how to install it and how to read what it counted.
+struct Path {
+    name: &'static str,
+    prepare: fn(),
+    install: InstallFn,
+    args: &'static [&'static str],
+    total: fn() -> u64,
+}
+
+fn no_prepare() {}
+
+fn shard_total() -> u64 {
+    TOTAL.load(Ordering::Relaxed)
+}
+
+/// The paths of the `exec` group, in the order of the results table.
+const PATHS: [Path; 5] = [
+    Path {
+        name: "mutex",
+        prepare: install_mutex,
+        install: qemu_plugin_install,
+        args: &[],
+        total: mutex_total,
+    },
+    Path {
+        name: "atomic",
+        prepare: install_atomic,
+        install: qemu_plugin_install,
+        args: &[],
+        total: || SHARED.load(Ordering::Relaxed),
+    },
+    Path {
+        name: "shard",
+        prepare: install_bench,
+        install: qemu_plugin_install,
+        args: &["mode=shard"],
+        total: shard_total,
+    },
+    Path {
+        name: "inline",
+        prepare: install_bench,
+        install: qemu_plugin_install,
+        args: &["mode=inline"],
+        total: shard_total,
+    },
+    Path {
+        name: "c",
+        prepare: no_prepare,
+        install: raw_install,
+        args: &[],
+        total: raw_total,
+    },
+];
+
+impl Path {
+    fn rig(&self, threads: u32) -> Rig {
+        Rig::with_install(threads, self.prepare, self.install, self.args)
+    }
+}
+
 fn exec_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("exec");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(700))
-        .measurement_time(Duration::from_secs(3));
+    timing(&mut g, 0.7, 3.0);
     for &n in &THREADS {
         g.throughput(Throughput::Elements(u64::from(n)));
-
-        let mut rig = Rig::new(n, install_mutex, &[]);
-        g.bench_function(BenchmarkId::new("mutex", n), |b| {
-            b.iter_custom(|iters| rig.time_events(iters))
-        });
-        rig.finish("mutex", mutex_total);
-
-        let mut rig = Rig::new(n, install_atomic, &[]);
-        g.bench_function(BenchmarkId::new("atomic", n), |b| {
-            b.iter_custom(|iters| rig.time_events(iters))
-        });
-        rig.finish("atomic", || SHARED.load(Ordering::Relaxed));
-
-        let mut rig = Rig::new(n, install_bench, &["mode=shard"]);
-        g.bench_function(BenchmarkId::new("shard", n), |b| {
-            b.iter_custom(|iters| rig.time_events(iters))
-        });
-        rig.finish("shard", || TOTAL.load(Ordering::Relaxed));
-
-        let mut rig = Rig::new(n, install_bench, &["mode=inline"]);
-        g.bench_function(BenchmarkId::new("inline", n), |b| {
-            b.iter_custom(|iters| rig.time_events(iters))
-        });
-        rig.finish("inline", || TOTAL.load(Ordering::Relaxed));
+        for path in &PATHS {
+            let mut rig = path.rig(n);
+            g.bench_function(BenchmarkId::new(path.name, n), |b| {
+                b.iter_custom(|iters| rig.time_events(iters))
+            });
+            rig.finish(path.name, path.total);
+        }
     }
     g.finish();
 }
 
+/// `BENCH_PROFILE=<path> [BENCH_THREADS=n] [BENCH_EVENTS=e]`: run one exec path once,
+/// outside criterion, and print ns/event (for `valgrind --tool=callgrind` or a quick look).
+fn profile(name: &str) {
+    let env = |k: &str, d: u64| {
+        std::env::var(k)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(d)
+    };
+    let threads = env("BENCH_THREADS", 1) as u32;
+    let events = env("BENCH_EVENTS", 10_000_000);
+    let path = PATHS
+        .iter()
+        .find(|p| p.name == name)
+        .unwrap_or_else(|| panic!("BENCH_PROFILE: no path {name}"));
+    let mut rig = path.rig(threads);
+    let t = rig.time_events(events);
+    println!(
+        "{name} x{threads}: {:.3} ns/event per thread",
+        t.as_nanos() as f64 / events as f64
+    );
+    rig.finish(name, path.total);
+}
+
 fn config_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("config");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2));
+    timing(&mut g, 0.5, 2.0);
     for n in [1u32, 2] {
         g.throughput(Throughput::Elements(u64::from(n)));
         for (name, mode) in [("none", "mode=shard"), ("read", "mode=config")] {
@@ -345,16 +468,31 @@ fn config_benches(c: &mut Criterion) {
     g.finish();
 }
 
+/// Sets a group's timing: `warm_up` and `measure` seconds, a fifth of that when the
+/// environment has `BENCH_QUICK` (for trying changes, not for the recorded numbers).
+fn timing<M: criterion::measurement::Measurement>(
+    g: &mut criterion::BenchmarkGroup<'_, M>,
+    warm_up: f64,
+    measure: f64,
+) {
+    let scale = if std::env::var_os("BENCH_QUICK").is_some() {
+        0.2
+    } else {
+        1.0
+    };
+    g.sampling_mode(SamplingMode::Flat)
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs_f64(warm_up * scale))
+        .measurement_time(Duration::from_secs_f64(measure * scale));
+}
+
 /// Blocks translated per timed pass (then flushed, so the next pass translates again).
 const POOL_BLOCKS: usize = 256;
 
 fn translate_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("translate");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(1));
+    timing(&mut g, 0.5, 2.0);
+    g.throughput(Throughput::Elements(1));
     // Built once: the cache is keyed by block, and a flush makes every block new again.
     let pool: Vec<Arc<Block>> = (0..POOL_BLOCKS)
         .map(|i| Arc::new(Block::synthetic(0x40_0000 + 0x1000 * i as u64, BLOCK_INSNS)))
@@ -396,11 +534,8 @@ fn translate_benches(c: &mut Criterion) {
 
 fn syscall_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("syscall");
-    g.sampling_mode(SamplingMode::Flat)
-        .sample_size(20)
-        .warm_up_time(Duration::from_millis(500))
-        .measurement_time(Duration::from_secs(2))
-        .throughput(Throughput::Elements(1));
+    timing(&mut g, 0.5, 2.0);
+    g.throughput(Throughput::Elements(1));
     let mut host = MockHost::user();
     install_bench();
     assert_eq!(host.install(qemu_plugin_install, &["mode=shard"]), 0);
@@ -430,11 +565,15 @@ fn syscall_benches(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(
-    benches,
-    exec_benches,
-    config_benches,
-    translate_benches,
-    syscall_benches
-);
-criterion_main!(benches);
+/// `criterion_main!` by hand (the macro's generated `pub fn` would trip `missing_docs`).
+fn main() {
+    if let Ok(name) = std::env::var("BENCH_PROFILE") {
+        return profile(&name);
+    }
+    let mut c = Criterion::default().configure_from_args();
+    exec_benches(&mut c);
+    config_benches(&mut c);
+    translate_benches(&mut c);
+    syscall_benches(&mut c);
+    c.final_summary();
+}

@@ -77,18 +77,71 @@ pub(crate) enum MemKind {
     Store { slot: Slot, imm: u64 },
 }
 
-/// A translated instruction, ready to execute.
+/// A plain callback without register access (`QEMU_PLUGIN_CB_NO_REGS`): nearly every
+/// exec item, so it gets its own flat array and a loop with nothing but the call.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Call {
+    f: UdataFn,
+    udata: *mut c_void,
+}
+
+/// An inline add, resolved like QEMU's generated code: `base + vcpu * stride += imm`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Add {
+    slot: Slot,
+    imm: u64,
+}
+
+impl Add {
+    #[inline(always)]
+    fn apply(self, vcpu: u32) {
+        let p = self.slot.at(vcpu);
+        // SAFETY:
+        // - `slot` is valid for every vCPU index below the scoreboard capacity while
+        //   this TB exists (see `ExecTb`'s Send impl), and `vcpu` is initialised, so
+        //   below capacity; only this vCPU's thread writes this entry. A plain
+        //   (non-atomic) add, like QEMU's inline op.
+        unsafe { p.write_unaligned(p.read_unaligned().wrapping_add(self.imm)) }
+    }
+}
+
+/// One step of a block's program: a run of same-kind items, in registration order.
+#[derive(Clone, Copy, Debug)]
+enum Step {
+    /// `ExecTb::calls[start..end]`.
+    Calls { start: u32, end: u32 },
+    /// `ExecTb::adds[start..end]`.
+    Adds { start: u32, end: u32 },
+    /// `ExecTb::ops[i]`: a conditional callback, a store, or a callback with register
+    /// access (which sets the thread's callback flags around the call).
+    Op(u32),
+    /// The memory items of `ExecTb::insns[i]`, for each of its accesses.
+    Mem(u32),
+}
+
+/// A translated instruction's memory side (its exec items live in the block's program).
 #[derive(Debug)]
 pub(crate) struct ExecInsn {
-    pub(crate) ops: Box<[Op]>,
+    /// Exec items registered on the instruction (for [`super::TbSummary`]).
+    pub(crate) n_ops: usize,
     pub(crate) mem: Box<[MemOp]>,
     pub(crate) accesses: Box<[Access]>,
 }
 
 /// A translated block, ready to execute. Immutable and shared by every vCPU.
+///
+/// Translation compiles the items of the block and of its instructions, in QEMU's order,
+/// into a short program of [`Step`]s over flat arrays: a block whose instructions each
+/// carry one plain callback is one step, a loop of `f(vcpu, udata)` calls with no
+/// per-item branch on the item's kind, no thread-local access and no atomic.
 #[derive(Debug)]
 pub(crate) struct ExecTb {
-    pub(crate) ops: Box<[Op]>,
+    steps: Box<[Step]>,
+    calls: Box<[Call]>,
+    adds: Box<[Add]>,
+    ops: Box<[Op]>,
+    /// TB-level items registered (for [`super::TbSummary`]).
+    pub(crate) n_tb_ops: usize,
     pub(crate) insns: Box<[ExecInsn]>,
     /// Keeps the instruction data alive (symbols handed out during translation).
     pub(crate) _block: Arc<Block>,
@@ -103,6 +156,81 @@ pub(crate) struct ExecTb {
 unsafe impl Send for ExecTb {}
 // SAFETY: as for `Send`: shared access never mutates the ExecTb itself.
 unsafe impl Sync for ExecTb {}
+
+/// Builds an [`ExecTb`]'s program, item by item in execution order.
+#[derive(Default)]
+pub(crate) struct ProgramBuilder {
+    steps: Vec<Step>,
+    calls: Vec<Call>,
+    adds: Vec<Add>,
+    ops: Vec<Op>,
+}
+
+/// Index into one of the program's arrays (blocks have far fewer than 2^32 items).
+fn index(len: usize) -> u32 {
+    u32::try_from(len).expect("a block has fewer than 2^32 items")
+}
+
+impl ProgramBuilder {
+    /// Appends an exec item (TB-level or of the current instruction).
+    pub(crate) fn push(&mut self, op: Op) {
+        match op {
+            Op::Cb {
+                f,
+                udata,
+                flags: ctx::NO_REGS,
+            } => {
+                self.calls.push(Call { f, udata });
+                let end = index(self.calls.len());
+                match self.steps.last_mut() {
+                    Some(Step::Calls { end: e, .. }) if *e + 1 == end => *e = end,
+                    _ => self.steps.push(Step::Calls {
+                        start: end - 1,
+                        end,
+                    }),
+                }
+            }
+            Op::Add { slot, imm } => {
+                self.adds.push(Add { slot, imm });
+                let end = index(self.adds.len());
+                match self.steps.last_mut() {
+                    Some(Step::Adds { end: e, .. }) if *e + 1 == end => *e = end,
+                    _ => self.steps.push(Step::Adds {
+                        start: end - 1,
+                        end,
+                    }),
+                }
+            }
+            other => {
+                self.ops.push(other);
+                self.steps.push(Step::Op(index(self.ops.len() - 1)));
+            }
+        }
+    }
+
+    /// Appends the memory items of instruction `insn` (run once per access it makes).
+    pub(crate) fn push_mem(&mut self, insn: usize) {
+        self.steps.push(Step::Mem(index(insn)));
+    }
+
+    /// The finished block.
+    pub(crate) fn finish(
+        self,
+        n_tb_ops: usize,
+        insns: Box<[ExecInsn]>,
+        block: Arc<Block>,
+    ) -> ExecTb {
+        ExecTb {
+            steps: self.steps.into_boxed_slice(),
+            calls: self.calls.into_boxed_slice(),
+            adds: self.adds.into_boxed_slice(),
+            ops: self.ops.into_boxed_slice(),
+            n_tb_ops,
+            insns,
+            _block: block,
+        }
+    }
+}
 
 /// Encodes a `qemu_plugin_meminfo_t`: bits 0-2 size shift, bit 3 sign-extended,
 /// bit 4 big-endian, bits 5-6 `qemu_plugin_mem_rw` (like QEMU's `MemOpIdx` | rw << 16).
@@ -188,14 +316,9 @@ fn run_op(op: &Op, vcpu: u32) {
                 call_udata(f, vcpu, udata, flags);
             }
         }
-        Op::Add { slot, imm } => {
-            let p = slot.at(vcpu);
-            // SAFETY:
-            // - as for `Cond`; a plain (non-atomic) add, like QEMU's inline op.
-            unsafe { p.write_unaligned(p.read_unaligned().wrapping_add(imm)) }
-        }
+        Op::Add { slot, imm } => Add { slot, imm }.apply(vcpu),
         Op::Store { slot, imm } => {
-            // SAFETY: as for `Add`.
+            // SAFETY: as for `Cond`: this vCPU's own, live entry.
             unsafe { slot.at(vcpu).write_unaligned(imm) }
         }
     }
@@ -236,16 +359,27 @@ fn run_mem(ops: &[MemOp], a: &Access, vcpu: u32) {
 /// of its memory accesses, the matching memory items, all in registration order.
 #[inline]
 pub(crate) fn exec_tb(tb: &ExecTb, vcpu: u32) {
-    for op in tb.ops.iter() {
-        run_op(op, vcpu);
-    }
-    for insn in tb.insns.iter() {
-        for op in insn.ops.iter() {
-            run_op(op, vcpu);
-        }
-        if !insn.mem.is_empty() {
-            for a in insn.accesses.iter() {
-                run_mem(&insn.mem, a, vcpu);
+    for step in tb.steps.iter() {
+        match *step {
+            Step::Calls { start, end } => {
+                for c in &tb.calls[start as usize..end as usize] {
+                    // SAFETY:
+                    // - `f` is the plugin's callback with QEMU's signature, registered
+                    //   without register access, called as QEMU calls it.
+                    unsafe { (c.f)(vcpu, c.udata) }
+                }
+            }
+            Step::Adds { start, end } => {
+                for a in &tb.adds[start as usize..end as usize] {
+                    a.apply(vcpu);
+                }
+            }
+            Step::Op(i) => run_op(&tb.ops[i as usize], vcpu),
+            Step::Mem(i) => {
+                let insn = &tb.insns[i as usize];
+                for a in insn.accesses.iter() {
+                    run_mem(&insn.mem, a, vcpu);
+                }
             }
         }
     }

@@ -388,7 +388,22 @@ impl MockHost {
 
     /// A syscall on vCPU `vcpu`: syscall callbacks, then syscall-return callbacks.
     pub fn syscall(&mut self, vcpu: u32, num: i64, args: [u64; 8], ret: i64) {
-        self.event(vcpu, Cmd::Syscall { num, args, ret });
+        self.syscalls(vcpu, 1, num, args, ret);
+    }
+
+    /// `count` syscalls in a row on vCPU `vcpu`, each exactly like [`Self::syscall`],
+    /// delivered by one command to the vCPU thread (so a bench measures the callbacks,
+    /// not the host-to-vCPU round trip).
+    pub fn syscalls(&mut self, vcpu: u32, count: u64, num: i64, args: [u64; 8], ret: i64) {
+        self.event(
+            vcpu,
+            Cmd::Syscall {
+                num,
+                args,
+                ret,
+                count,
+            },
+        );
     }
 
     /// vCPU `vcpu` goes idle (idle callbacks).

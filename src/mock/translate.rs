@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::block::{Block, InsnData};
-use super::exec::{ExecInsn, ExecTb, MemOp, Op};
+use super::exec::{ExecInsn, ExecTb, MemOp, Op, ProgramBuilder};
 use super::{ctx, memory, registry};
 use crate::sys::qemu_plugin_tb;
 
@@ -58,24 +58,34 @@ impl MockTb {
         // SAFETY:
         // - `this` is never dropped, so its fields are moved out exactly once.
         let (block, ops) = unsafe { (std::ptr::read(&this.block), std::ptr::read(&this.ops)) };
-        ExecTb {
-            ops: ops.into_boxed_slice(),
-            insns: insns
-                .into_vec()
-                .into_iter()
-                .map(|i| {
-                    // SAFETY:
-                    // - `i.data` points into `block`, which we hold.
-                    let accesses = unsafe { i.data.as_ref() }.mem.clone();
-                    ExecInsn {
-                        ops: i.ops.into_boxed_slice(),
-                        mem: i.mem.into_boxed_slice(),
-                        accesses,
-                    }
-                })
-                .collect(),
-            _block: block,
+        let n_tb_ops = ops.len();
+        let mut program = ProgramBuilder::default();
+        for op in ops {
+            program.push(op);
         }
+        let insns: Box<[ExecInsn]> = insns
+            .into_vec()
+            .into_iter()
+            .enumerate()
+            .map(|(k, i)| {
+                // SAFETY:
+                // - `i.data` points into `block`, which we hold.
+                let accesses = unsafe { i.data.as_ref() }.mem.clone();
+                let n_ops = i.ops.len();
+                for op in i.ops {
+                    program.push(op);
+                }
+                if !i.mem.is_empty() && !accesses.is_empty() {
+                    program.push_mem(k);
+                }
+                ExecInsn {
+                    n_ops,
+                    mem: i.mem.into_boxed_slice(),
+                    accesses,
+                }
+            })
+            .collect();
+        program.finish(n_tb_ops, insns, block)
     }
 }
 
@@ -101,8 +111,8 @@ pub struct TbSummary {
 impl TbSummary {
     pub(crate) fn of(tb: &ExecTb) -> Self {
         Self {
-            tb_ops: tb.ops.len(),
-            insn_ops: tb.insns.iter().map(|i| i.ops.len()).collect(),
+            tb_ops: tb.n_tb_ops,
+            insn_ops: tb.insns.iter().map(|i| i.n_ops).collect(),
             mem_ops: tb.insns.iter().map(|i| i.mem.len()).collect(),
         }
     }

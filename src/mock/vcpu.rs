@@ -101,6 +101,7 @@ pub(crate) enum Cmd {
         num: i64,
         args: [u64; 8],
         ret: i64,
+        count: u64,
     },
     Idle,
     Resume,
@@ -237,8 +238,15 @@ impl Vcpu {
         let reply = match cmd {
             Cmd::Run(w) => Reply::Ran(self.run(&w)),
             Cmd::Translate(b) => Reply::Translated(self.translate(&b)),
-            Cmd::Syscall { num, args, ret } => {
-                self.syscall(num, args, ret);
+            Cmd::Syscall {
+                num,
+                args,
+                ret,
+                count,
+            } => {
+                for _ in 0..count {
+                    self.syscall(num, args, ret);
+                }
                 Reply::Done
             }
             // Idle and resume may come before init in QEMU; it drops them then.

@@ -92,8 +92,31 @@ impl<P: PerVcpu> Runtime<P> {
 /// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
 /// memory), creating the shard first if this vCPU has none yet. No lock, no atomic
 /// read-modify-write.
+///
+/// Only the common case is inlined into the trampoline (runtime installed, index in the
+/// first segment, shard present); everything else is in the cold [`on_exec_slow`], so the
+/// hot path needs no stack frame.
 #[inline(always)]
 pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
+    let p = RUNTIME.load(Ordering::Acquire);
+    if !p.is_null() {
+        // SAFETY: as in `Runtime::get`: a non-null pointer is the installed `Runtime<P>`.
+        let rt = unsafe { &*p.cast::<Runtime<P>>() };
+        if let Some(slot) = rt.shards.get_first(index as usize) {
+            // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s
+            // thread (see `Slot::exec_cell`).
+            if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
+                return f(vcpu);
+            }
+        }
+    }
+    on_exec_slow::<P>(index, f)
+}
+
+/// The rest of [`on_exec`]: a vCPU index past the first segment, or a shard to create.
+#[cold]
+#[inline(never)]
+fn on_exec_slow<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
     let rt = match Runtime::<P>::get() {
         Ok(rt) => rt,
         Err(e) => return failure::error(Hook::Exec, &e),

@@ -72,6 +72,12 @@ impl<T: Default> Shards<T> {
         }
     }
 
+    /// The slot for `index` if it is in the first segment (one bounds check).
+    #[inline(always)]
+    pub(crate) fn get_first(&self, index: usize) -> Option<&T> {
+        self.first.get(index).map(|s| &**s)
+    }
+
     #[cold]
     #[inline(never)]
     fn get_in_segment(&self, index: usize) -> &T {

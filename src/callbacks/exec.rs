@@ -112,31 +112,24 @@ pub(crate) trait ExecSite {
     fn raw(&self) -> *mut Self::Raw;
 }
 
-/// Runs `f` each time `site` executes.
-pub(crate) fn on_exec<S: ExecSite, F>(site: &S, flags: sys::qemu_plugin_cb_flags, f: F)
-where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
-{
-    let u = udata(f);
+/// Calls `u`'s trampoline with its userdata each time `site` executes.
+pub(crate) fn register<S: ExecSite>(site: &S, flags: sys::qemu_plugin_cb_flags, u: Udata) {
     // SAFETY: `site.raw()` is being translated (the handle cannot outlive the callback);
-    // `S::REGISTER` is QEMU's registration function for that handle type; `u` pairs the
-    // trampoline with the stashed closure it expects.
+    // `S::REGISTER` is QEMU's registration function for that handle type; a `Udata` only
+    // pairs a trampoline with the userdata it expects (`udata`, `runtime::exec`).
     unsafe { S::REGISTER(site.raw(), u.cb, flags, u.userdata) }
 }
 
-/// Runs `f` each time `site` executes and `entry cond imm` holds for the executing vCPU.
-pub(crate) fn on_exec_if<S: ExecSite, F>(
+/// As [`register`], only when `entry cond imm` holds for the executing vCPU.
+pub(crate) fn register_if<S: ExecSite>(
     site: &S,
     flags: sys::qemu_plugin_cb_flags,
     cond: sys::qemu_plugin_cond,
     entry: PluginU64<'static>,
     imm: u64,
-    f: F,
-) where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
-{
-    let u = udata(f);
-    // SAFETY: as in `on_exec`; `entry` points into a never-freed scoreboard ('static), so
+    u: Udata,
+) {
+    // SAFETY: as in `register`; `entry` points into a never-freed scoreboard ('static), so
     // the read QEMU emits stays valid for as long as the block lives.
     unsafe { S::REGISTER_COND(site.raw(), u.cb, flags, cond, entry.raw(), imm, u.userdata) }
 }

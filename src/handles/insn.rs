@@ -106,7 +106,7 @@ impl<'a> Instruction<'a> {
     where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::on_exec(self, flags, cb)
+        exec::register(self, flags, exec::udata(cb))
     }
 
     /// Runs `cb` when the instruction executes and `entry cond immediate` holds for the
@@ -140,7 +140,7 @@ impl<'a> Instruction<'a> {
     ) where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::on_exec_if(self, flags, cond, entry, immediate, cb)
+        exec::register_if(self, flags, cond, entry, immediate, exec::udata(cb))
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction

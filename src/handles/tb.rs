@@ -83,7 +83,7 @@ impl<'a> TranslationBlock<'a> {
     where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::on_exec(self, flags, cb)
+        exec::register(self, flags, exec::udata(cb))
     }
 
     /// Runs `cb` when the block executes and `entry cond immediate` holds for the
@@ -117,7 +117,7 @@ impl<'a> TranslationBlock<'a> {
     ) where
         F: Fn(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::on_exec_if(self, flags, cond, entry, immediate, cb)
+        exec::register_if(self, flags, cond, entry, immediate, exec::udata(cb))
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the block

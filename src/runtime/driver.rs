@@ -75,7 +75,11 @@ impl<P: PerVcpu> Runtime<P> {
 
     #[cold]
     #[inline(never)]
-    fn create_lazily(&'static self, index: VCPUIndex, cell: &mut Option<Vcpu<P>>) -> Result<()> {
+    pub(crate) fn create_lazily(
+        &'static self,
+        index: VCPUIndex,
+        cell: &mut Option<Vcpu<P>>,
+    ) -> Result<()> {
         *cell = Some(self.fresh(index)?);
         Ok(())
     }

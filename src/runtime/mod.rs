@@ -8,6 +8,7 @@
 
 mod barrier;
 pub(crate) mod driver;
+mod exec;
 mod inline;
 mod per_vcpu;
 mod shards;

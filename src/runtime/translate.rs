@@ -12,13 +12,17 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use super::driver::{Runtime, on_exec};
+use super::exec::shard_udata;
 use super::inline::{Condition, InlineCounter};
 use super::per_vcpu::PerVcpu;
 use super::vcpu::Vcpu;
+use crate::callbacks::exec;
 use crate::handles::insn::Instruction;
 use crate::handles::mem::MemoryInfo;
 use crate::handles::tb::TranslationBlock;
 use crate::{CallbackFlags, MemRW, PluginOp};
+
+const NO_REGS: CallbackFlags = CallbackFlags::QEMU_PLUGIN_CB_NO_REGS;
 
 /// Reusable per-host-thread space for translation callbacks (which run on several threads
 /// at once in system mode): cleared by nobody, reused by the next translation on the same
@@ -49,6 +53,7 @@ impl Scratch {
 /// The block being translated, for a [`PerVcpu`] plugin.
 pub struct Translation<'a, P: PerVcpu> {
     tb: TranslationBlock<'a>,
+    rt: &'static Runtime<P>,
     config: arc_swap::Guard<Arc<P::Config>>,
     scratch: &'a mut Scratch,
 }
@@ -61,6 +66,7 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     ) -> Self {
         Self {
             tb,
+            rt,
             config: rt.config.load(),
             scratch,
         }
@@ -93,10 +99,10 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
 
     /// The block's instructions, in order.
     pub fn instructions(&self) -> impl Iterator<Item = InsnTranslation<'a, P>> + use<'a, '_, P> {
-        self.tb.instructions().map(|insn| InsnTranslation {
-            insn,
-            marker: std::marker::PhantomData,
-        })
+        let rt = self.rt;
+        self.tb
+            .instructions()
+            .map(move |insn| InsnTranslation { insn, rt })
     }
 
     /// Runs `f` on the executing vCPU's shard each time the block executes.
@@ -104,8 +110,7 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.tb
-            .register_execute_callback(move |i| on_exec::<P>(i, &f));
+        exec::register(&self.tb, NO_REGS, shard_udata(self.rt, f));
     }
 
     /// Runs `f` when the block executes and the executing vCPU's `counter <cond> imm`.
@@ -113,12 +118,8 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.tb.register_conditional_execute_callback(
-            move |i| on_exec::<P>(i, &f),
-            cond.into(),
-            counter.entry(),
-            imm,
-        );
+        let u = shard_udata(self.rt, f);
+        exec::register_if(&self.tb, NO_REGS, cond.into(), counter.entry(), imm, u);
     }
 
     /// Adds `imm` to the executing vCPU's `counter` each time the block executes (inline).
@@ -144,7 +145,7 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
 /// to [`Instruction`] (vaddr, size, data, disassembly, symbol, haddr).
 pub struct InsnTranslation<'a, P: PerVcpu> {
     insn: Instruction<'a>,
-    marker: std::marker::PhantomData<fn() -> P>,
+    rt: &'static Runtime<P>,
 }
 
 impl<'a, P: PerVcpu> Deref for InsnTranslation<'a, P> {
@@ -170,8 +171,7 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn
-            .register_execute_callback(move |i| on_exec::<P>(i, &f));
+        exec::register(&self.insn, NO_REGS, shard_udata(self.rt, f));
     }
 
     /// As [`Self::on_exec`], with register access `flags` (to read or write registers).
@@ -179,8 +179,7 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn
-            .register_execute_callback_flags(move |i| on_exec::<P>(i, &f), flags);
+        exec::register(&self.insn, flags, shard_udata(self.rt, f));
     }
 
     /// Runs `f` when the instruction executes and the executing vCPU's `counter <cond> imm`.
@@ -188,12 +187,8 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
     {
-        self.insn.register_conditional_execute_callback(
-            move |i| on_exec::<P>(i, &f),
-            cond.into(),
-            counter.entry(),
-            imm,
-        );
+        let u = shard_udata(self.rt, f);
+        exec::register_if(&self.insn, NO_REGS, cond.into(), counter.entry(), imm, u);
     }
 
     /// Adds `imm` to the executing vCPU's `counter` each time the instruction executes.

@@ -1,7 +1,66 @@
-//! Placeholder: the 10.1.0-v2-style instruction counter (state behind the plugin mutex)
-//! used by the real-QEMU performance comparison is being written.
-use qemu_plugin::{HasCallbacks, Register, register};
-struct Placeholder;
-impl Register for Placeholder {}
-impl HasCallbacks for Placeholder {}
-register!(Placeholder);
+//! `icount_mutex`: the instruction count of `icount`, written on the 10.1.0-v2-style
+//! surface (`Register` / `HasCallbacks` / `register!`) the way a plugin for that crate
+//! shares state: the per-instruction exec closure reaches the counters through one global
+//! `Mutex`. It exists to measure what the old design's global lock costs per event (see
+//! `docs/performance.md`); use `icount` for real work.
+//!
+//! Output, as QEMU's `tests/tcg/plugins/insn.c`: `cpu N insns: X`, then `total insns: T`.
+//! Takes no arguments.
+
+use std::sync::{Mutex, PoisonError};
+
+use qemu_plugin::{
+    Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex,
+    install::Args, qemu_plugin_num_vcpus, qemu_plugin_outs, qemu_plugin_register_atexit_cb,
+    register,
+};
+
+/// Per-vCPU counts, indexed by vCPU index, behind the one lock every event takes.
+static COUNTS: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+#[derive(Default)]
+struct IcountMutex;
+
+impl Register for IcountMutex {
+    fn register(&mut self, id: PluginId, args: &Args, _info: &Info) -> Result<()> {
+        if let Some(key) = args.parsed.keys().next() {
+            return Err(Error::msg(format!(
+                "icount_mutex takes no arguments, got {key}"
+            )));
+        }
+        qemu_plugin_register_atexit_cb(id, |_| {
+            let counts = COUNTS.lock().unwrap_or_else(PoisonError::into_inner);
+            let n = counts
+                .len()
+                .max(qemu_plugin_num_vcpus().unwrap_or(0) as usize);
+            let mut out = String::new();
+            for i in 0..n {
+                out += &format!("cpu {i} insns: {}\n", counts.get(i).copied().unwrap_or(0));
+            }
+            out += &format!("total insns: {}\n", counts.iter().sum::<u64>());
+            let _ = qemu_plugin_outs(out);
+        })
+    }
+}
+
+impl HasCallbacks for IcountMutex {
+    fn on_translation_block_translate(
+        &mut self,
+        _id: PluginId,
+        tb: TranslationBlock<'_>,
+    ) -> Result<()> {
+        for insn in tb.instructions() {
+            insn.register_execute_callback(move |vcpu: VCPUIndex| {
+                let mut counts = COUNTS.lock().unwrap_or_else(PoisonError::into_inner);
+                let i = vcpu as usize;
+                if counts.len() <= i {
+                    counts.resize(i + 1, 0);
+                }
+                counts[i] += 1;
+            });
+        }
+        Ok(())
+    }
+}
+
+register!(IcountMutex);

@@ -498,3 +498,61 @@ fn flush_frees_captured_closures_and_capture_free_ones_cost_nothing() {
         "retranslated after the flush"
     );
 }
+
+/// Counts inline, and calls back only once a vCPU's inline count reaches a threshold.
+struct Threshold {
+    counter: InlineCounter,
+}
+
+impl PerVcpu for Threshold {
+    type Config = ();
+    type Shard = u64;
+    type Total = Vec<(VCPUIndex, u64, u64)>;
+
+    fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
+        Ok((
+            Threshold {
+                counter: InlineCounter::new(),
+            },
+            (),
+        ))
+    }
+    fn new_shard(&self, _: VCPUIndex) -> Result<u64> {
+        Ok(0)
+    }
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        for insn in tb.instructions() {
+            // Registration order is execution order: the add happens before the check.
+            insn.inline_add(&self.counter, 1);
+            insn.on_exec_if(
+                &self.counter,
+                crate::Condition::Ge,
+                100,
+                |cpu: &mut Vcpu<Self>| **cpu += 1,
+            );
+        }
+        Ok(())
+    }
+    fn merge(&self, total: &mut Self::Total, cpu: Vcpu<Self>) -> Result<()> {
+        total.push((cpu.index(), cpu.take_inline(&self.counter), *cpu));
+        Ok(())
+    }
+    fn on_exit(&self, total: Self::Total) -> Result<()> {
+        crate::qemu_plugin_outs(format!("threshold: {total:?}\n"))
+    }
+}
+
+#[test]
+fn conditional_callbacks_fire_from_the_inline_threshold_on() {
+    let mut host = MockHost::system(2);
+    crate::install::set_installer("threshold", runtime::install::<Threshold>);
+    assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
+    host.boot();
+    // 1,000 instructions per vCPU: the k-th sees count k, so counts 100..=1000 call back.
+    host.run(&Workload::new().step(Block::synthetic(0x1000, 10), 100));
+    host.atexit();
+    assert_eq!(
+        host.output(),
+        "threshold: [(0, 1000, 901), (1, 1000, 901)]\n"
+    );
+}

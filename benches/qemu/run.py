@@ -1,0 +1,468 @@
+#!/usr/bin/env python3
+"""Real-QEMU benchmark of per-instruction counting: this crate against QEMU's own C.
+
+Runs a compute-bound guest under qemu-x86_64 (user mode, API v5) with 1 and 2 threads,
+and a Linux guest under qemu-system-x86_64 with MTTCG (system mode, API v4), in these
+configurations, interleaved round-robin so that drift cancels:
+
+  a  no plugin
+  b  QEMU's tests/tcg/plugins/insn.c, exec callback (qemu_plugin_u64_add per event)
+  c  QEMU's insn.c, inline=on (inline scoreboard add)
+  d  benches/qemu/cref.c: C callback adding 1 to a 128-byte padded static per-vCPU slot
+  e  this crate's `icount` example, per-instruction on_exec (PerVcpu runtime)
+  f  this crate's `icount`, inline=on
+  g  `icount_mutex`: the 10.1.0-v2-style surface, counts behind one global Mutex
+
+Prints median wall times, ratios against (d) and (f)/(c), checks that every plugin saw
+the same instruction count (user mode: the worker threads' counts, which are
+deterministic; the main thread's count varies a little with pthread_join's futex
+retries), writes docs/performance-ratios.svg and target/qemu-bench/results.json.
+Exits 1 if the user-mode worker counts disagree, 2 on a setup failure.
+
+Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--iterations N]
+       [--no-system] [--no-build] [--svg PATH] [--candidate PATH.so]
+Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
+"""
+
+import argparse
+import json
+import os
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "benches" / "qemu"
+OUT = ROOT / "target" / "qemu-bench"
+ENV_FILE = Path.home() / ".cache" / "qemu-plugin-rs" / "env"
+
+CONFIGS = ["a", "b", "c", "d", "e", "f", "g"]
+NAMES = {
+    "a": "no plugin",
+    "b": "insn.c, callback",
+    "c": "insn.c, inline=on",
+    "d": "C reference callback (cref.c)",
+    "e": "icount, on_exec (PerVcpu)",
+    "f": "icount, inline=on",
+    "g": "icount_mutex (10.1-style, global Mutex)",
+    "x": "candidate icount (--candidate), on_exec",
+}
+
+
+def die(msg):
+    print(f"run.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def load_env():
+    env = {}
+    if ENV_FILE.exists():
+        for line in ENV_FILE.read_text().splitlines():
+            if "=" in line and not line.startswith("#"):
+                k, v = line.split("=", 1)
+                env[k.strip()] = v.strip().strip('"')
+    for k in list(env):
+        env[k] = os.environ.get(k, env[k])
+    need = ["QEMU_USER", "QEMU_SRC", "QEMU_REF_PLUGINS", "QEMU_SYSTEM", "GUEST_KERNEL", "GUEST_INITRD"]
+    missing = [k for k in need if not env.get(k)]
+    if missing:
+        die(f"missing {missing}: run scripts/provision-qemu.sh (reads {ENV_FILE})")
+    return env
+
+
+def sh(cmd, **kw):
+    print("+ " + " ".join(shlex.quote(str(c)) for c in cmd), file=sys.stderr)
+    r = subprocess.run([str(c) for c in cmd], **kw)
+    if r.returncode != 0:
+        die(f"command failed ({r.returncode}): {cmd[0]}")
+    return r
+
+
+def glib_cflags():
+    r = subprocess.run(["pkg-config", "--cflags", "glib-2.0"], capture_output=True, text=True)
+    if r.returncode != 0:
+        die("pkg-config glib-2.0 failed (apt-get install libglib2.0-dev)")
+    return r.stdout.split()
+
+
+def build(env, want_system, no_build):
+    """Builds the guest, the C plugins and the crate's examples; returns their paths."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    inc = ["-I" + str(Path(env["QEMU_SRC"]) / "include" / "qemu")] + glib_cflags()
+    p = {
+        "spin": OUT / "spin",
+        "cref5": OUT / "libcref-v5.so",
+        "cref4": OUT / "libcref-v4.so",
+        "insn4": OUT / "libinsn-v4.so",
+        "insn5": Path(env["QEMU_REF_PLUGINS"]) / "libinsn.so",
+        "ex5": ROOT / "target" / "api-v5" / "release" / "examples",
+        "ex4": ROOT / "target" / "api-v4" / "release" / "examples",
+    }
+    if no_build:
+        return p
+    sh(["gcc", "-O1", "-static", "-pthread", "-o", p["spin"], HERE / "spin.c"])
+    cc = ["gcc", "-shared", "-fPIC", "-O2", "-Wall"] + inc
+    sh(cc + ["-o", p["cref5"], HERE / "cref.c"])
+    sh(["cargo", "build", "--quiet", "--release", "--examples", "--target-dir", "target/api-v5"], cwd=ROOT)
+    if want_system:
+        # API v4 from the 10.2 (v5) header: export version 4 and use only v4 functions;
+        # check_v4_symbols() verifies that QEMU 10.0 exports every symbol they import.
+        sh(cc + ["-DCREF_API=4", "-o", p["cref4"], HERE / "cref.c"])
+        insn_c = Path(env["QEMU_SRC"]) / "tests" / "tcg" / "plugins" / "insn.c"
+        sh(cc + ["-DINSN_C=\"" + str(insn_c) + "\"", "-o", p["insn4"], HERE / "insn_v4.c"])
+        sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
+            "--features", "plugin-api-v4", "--target-dir", "target/api-v4"], cwd=ROOT)
+    return p
+
+
+def dyn_symbols(path, undefined):
+    args = ["nm", "-D"] + (["--undefined-only"] if undefined else ["--defined-only"]) + [str(path)]
+    r = subprocess.run(args, capture_output=True, text=True)
+    return {line.split()[-1] for line in r.stdout.splitlines() if "qemu_plugin_" in line}
+
+
+def check_v4_symbols(env, paths):
+    """Every qemu_plugin_* symbol a v4 plugin imports must be exported by qemu-system 10.0."""
+    have = dyn_symbols(env["QEMU_SYSTEM"], undefined=False)
+    problems = {}
+    for name in paths:
+        missing = sorted(dyn_symbols(name, undefined=True) - have)
+        if missing:
+            problems[str(name)] = missing
+    return problems
+
+
+LINE_CPU = re.compile(r"^cpu (\d+) insns: (\d+)$", re.M)
+LINE_TOTAL = re.compile(r"^total insns: (\d+)$", re.M)
+
+
+def parse_counts(text):
+    cpus = {int(i): int(n) for i, n in LINE_CPU.findall(text)}
+    tot = LINE_TOTAL.findall(text)
+    return cpus, (int(tot[-1]) if tot else None)
+
+
+def plugin_args(cfg, mode, p):
+    ex = p["ex5"] if mode == "user" else p["ex4"]
+    insn = p["insn5"] if mode == "user" else p["insn4"]
+    cref = p["cref5"] if mode == "user" else p["cref4"]
+    return {
+        "a": [],
+        "b": ["-plugin", f"{insn}"],
+        "c": ["-plugin", f"{insn},inline=on"],
+        "d": ["-plugin", f"{cref}"],
+        "e": ["-plugin", f"{ex / 'libicount.so'}"],
+        "f": ["-plugin", f"{ex / 'libicount.so'},inline=on"],
+        "g": ["-plugin", f"{ex / 'libicount_mutex.so'}"],
+        "x": ["-plugin", f"{p.get('candidate')}"],
+    }[cfg]
+
+
+def run_once(cmd, log, timeout):
+    if log.exists():
+        log.unlink()
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    dt = time.perf_counter() - t0
+    text = log.read_text(errors="replace") if log.exists() else ""
+    if r.returncode != 0:
+        die(f"exit {r.returncode}: {' '.join(map(str, cmd))}\n{r.stderr.decode(errors='replace')[-2000:]}\n{text[-2000:]}")
+    return dt, text, r.stdout.decode(errors="replace")
+
+
+def user_cmd(env, p, cfg, threads, iterations, log):
+    return [env["QEMU_USER"]] + plugin_args(cfg, "user", p) + ["-d", "plugin", "-D", str(log),
+                                                                str(p["spin"]), str(threads), str(iterations)]
+
+
+def system_cmd(env, p, cfg, log, extra=None):
+    args = plugin_args(cfg, "system", p)
+    if extra and args:
+        args[-1] += extra
+    return [env["QEMU_SYSTEM"], "-M", "q35", "-smp", "4", "-m", "512", "-accel", "tcg,thread=multi",
+            "-kernel", env["GUEST_KERNEL"], "-initrd", env["GUEST_INITRD"],
+            "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot"] + args + \
+        ["-d", "plugin", "-D", str(log)]
+
+
+def interleave(label, jobs, reps, warmup):
+    """jobs: {key: callable() -> (seconds, log text)}. Round-robin over keys each repetition,
+    starting one key later each time; the first `warmup` repetitions are not recorded."""
+    keys = list(jobs)
+    times = {k: [] for k in keys}
+    logs = {k: [] for k in keys}
+    for rep in range(warmup + reps):
+        order = keys[rep % len(keys):] + keys[:rep % len(keys)]
+        t0 = time.perf_counter()
+        for k in order:
+            dt, text = jobs[k]()
+            if rep >= warmup:
+                times[k].append(dt)
+                logs[k].append(text)
+        tag = "warm-up" if rep < warmup else f"rep {rep - warmup + 1}/{reps}"
+        print(f"[{label}] {tag} done in {time.perf_counter() - t0:.1f} s, load {os.getloadavg()[0]:.2f}",
+              file=sys.stderr)
+    return times, logs
+
+
+def ratio(x, y):
+    return x / y if y else float("nan")
+
+
+def user_mode(env, p, args):
+    configs = CONFIGS + (["x"] if p.get("candidate") else [])
+    out = {}
+    bad = []
+    jobs = {}
+    for threads in args.threads:
+        for cfg in configs:
+            log = OUT / f"user-{cfg}-{threads}.log"
+            cmd = user_cmd(env, p, cfg, threads, args.iterations, log)
+            jobs[(cfg, threads)] = (lambda cmd=cmd, log=log: run_once(cmd, log, 1800)[:2])
+    times, logs = interleave("user", jobs, args.reps, args.warmup)
+    for threads in args.threads:
+        res = {}
+        for cfg in configs:
+            ts = times[(cfg, threads)]
+            entry = {"median_s": statistics.median(ts), "times_s": ts}
+            if cfg != "a":
+                runs = [parse_counts(t) for t in logs[(cfg, threads)]]
+                entry["totals"] = [tot for _, tot in runs]
+                entry["workers"] = [sum(n for i, n in cpus.items() if i != 0) for cpus, _ in runs]
+                entry["main"] = [cpus.get(0) for cpus, _ in runs]
+                entry["per_cpu_last"] = runs[-1][0]
+            res[cfg] = entry
+        workers = {cfg: set(res[cfg]["workers"]) for cfg in configs if cfg != "a"}
+        all_w = set().union(*workers.values())
+        expected = threads * args.iterations * 5  # 5 instructions a loop turn in spin.c (-O1)
+        agree = len(all_w) == 1
+        if not agree:
+            bad.append(f"user {threads}T: worker counts disagree: {workers}")
+        d = res["d"]["median_s"]
+        a = res["a"]["median_s"]
+        worker_insns = next(iter(all_w)) if agree else None
+        out[threads] = {
+            "configs": res,
+            "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in configs},
+            "f_over_c": ratio(res["f"]["median_s"], res["c"]["median_s"]),
+            "e_over_b": ratio(res["e"]["median_s"], res["b"]["median_s"]),
+            "ns_per_event": {cfg: (res[cfg]["median_s"] - a) * 1e9 / worker_insns if worker_insns else None
+                             for cfg in configs if cfg != "a"},
+            "worker_insns": worker_insns,
+            "worker_insns_expected_approx": expected,
+            "agree": agree,
+        }
+    if 1 in out and 2 in out:
+        # Per-thread throughput at 2 threads over that at 1 thread (each thread does the
+        # same work, so it is t1 / t2).
+        sc = {cfg: ratio(out[1]["configs"][cfg]["median_s"], out[2]["configs"][cfg]["median_s"]) for cfg in configs}
+        out["scaling"] = sc
+        out["scaling_e_vs_d"] = ratio(sc["e"], sc["d"])
+    return out, bad
+
+
+def system_mode(env, p, args):
+    jobs = {}
+    for cfg in CONFIGS:
+        log = OUT / f"system-{cfg}.log"
+        cmd = system_cmd(env, p, cfg, log)
+        jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, 900)[:2])
+    # One untimed boot warms the page cache; each boot is long enough not to need more.
+    run_once(system_cmd(env, p, "a", OUT / "system-warmup.log"), OUT / "system-warmup.log", 900)
+    times, logs = interleave("system", jobs, args.system_reps, 0)
+    res = {}
+    for cfg in CONFIGS:
+        ts = times[cfg]
+        entry = {"median_s": statistics.median(ts), "times_s": ts}
+        if cfg != "a":
+            runs = [parse_counts(t) for t in logs[cfg]]
+            entry["totals"] = [tot for _, tot in runs]
+            entry["vcpus"] = [len(cpus) for cpus, _ in runs]
+        res[cfg] = entry
+    d = res["d"]["median_s"]
+    out = {
+        "configs": res,
+        "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in CONFIGS},
+        "f_over_c": ratio(res["f"]["median_s"], res["c"]["median_s"]),
+        "e_over_b": ratio(res["e"]["median_s"], res["b"]["median_s"]),
+    }
+    # icount's own consistency check: callback and inline counts in one run must agree.
+    log = OUT / "system-check.log"
+    _, text, _ = run_once(system_cmd(env, p, "e", log, ",check=on"), log, 900)
+    mism = [l for l in text.splitlines() if "mismatch" in l]
+    out["icount_check"] = {"total": parse_counts(text)[1], "mismatches": mism}
+    return out
+
+
+def fmt_ratio(x):
+    return f"{x:.2f}" if x == x else "-"
+
+
+def report(meta, user, system):
+    L = []
+    L.append(f"QEMU user {meta['qemu_user_version']}, system {meta['qemu_system_version']}; "
+             f"host {meta['host_cpus']} CPUs; load (1 min) at start {meta['load_start']:.2f}, "
+             f"at end {meta['load_end']:.2f}; {meta['reps']} reps + {meta['warmup']} warm-up, "
+             f"{meta['iterations']} loop turns per guest thread.")
+    L.append("")
+    L.append("### User mode (qemu-x86_64, API v5)")
+    L.append("")
+    hdr = "| config | " + " | ".join(f"{t} thr: median s | {t} thr: / (d) | {t} thr: ns/event" for t in meta["threads"]) + " |"
+    L.append(hdr)
+    L.append("|---|" + "---|---|---|" * len(meta["threads"]))
+    for cfg in [c for c in CONFIGS + ["x"] if c in user[meta["threads"][0]]["configs"]]:
+        row = f"| ({cfg}) {NAMES[cfg]} |"
+        for t in meta["threads"]:
+            u = user[t]
+            ns = u["ns_per_event"].get(cfg)
+            row += f" {u['configs'][cfg]['median_s']:.3f} | {fmt_ratio(u['ratio_vs_d'][cfg])} | " \
+                   f"{'-' if ns is None else f'{ns:.2f}'} |"
+        L.append(row)
+    L.append("")
+    for t in meta["threads"]:
+        u = user[t]
+        totals = {cfg: sorted(set(c["totals"])) for cfg, c in u["configs"].items() if cfg != "a"}
+        L.append(f"- {t} thread(s): worker-thread instructions, every plugin and run: "
+                 f"{u['worker_insns'] if u['agree'] else 'DISAGREE'} "
+                 f"({'agree' if u['agree'] else 'MISMATCH'}; expected about {u['worker_insns_expected_approx']}); "
+                 f"totals incl. main thread: " + ", ".join(f"({c}) {'/'.join(map(str, v))}" for c, v in totals.items()))
+        L.append(f"  (f)/(c) = {u['f_over_c']:.3f}; (e)/(b) = {u['e_over_b']:.3f} "
+                 f"((e) is {1 / u['e_over_b']:.2f}x faster than (b))")
+    if "scaling" in user:
+        sc = user["scaling"]
+        L.append(f"- per-thread throughput, 2 threads / 1 thread: (d) {sc['d']:.3f}, (e) {sc['e']:.3f}, "
+                 f"(e)/(d) {user['scaling_e_vs_d']:.3f}; (c) {sc['c']:.3f}, (f) {sc['f']:.3f}, (b) {sc['b']:.3f}, (g) {sc['g']:.3f}"
+                 + (f", (x) {sc['x']:.3f}" if "x" in sc else ""))
+    if system:
+        L.append("")
+        L.append("### System mode (qemu-system-x86_64 -smp 4, MTTCG, API v4)")
+        L.append("")
+        L.append("| config | median s | / (d) | totals (not deterministic) |")
+        L.append("|---|---|---|---|")
+        for cfg in CONFIGS:
+            c = system["configs"][cfg]
+            tot = "-" if cfg == "a" else ", ".join(str(x) for x in c["totals"])
+            L.append(f"| ({cfg}) {NAMES[cfg]} | {c['median_s']:.2f} | {fmt_ratio(system['ratio_vs_d'][cfg])} | {tot} |")
+        L.append("")
+        ck = system["icount_check"]
+        L.append(f"- (f)/(c) = {system['f_over_c']:.3f}; (e)/(b) = {system['e_over_b']:.3f}; "
+                 f"icount check=on run: total {ck['total']}, "
+                 f"{'no callback/inline mismatch' if not ck['mismatches'] else 'MISMATCH: ' + '; '.join(ck['mismatches'])}")
+    return "\n".join(L)
+
+
+def svg(meta, user, system, path):
+    """Horizontal bars, log scale: each configuration's median time over (d)'s."""
+    groups = []
+    for t in meta["threads"]:
+        groups.append((f"user, {t} thread{'s' if t > 1 else ''}", user[t]["ratio_vs_d"]))
+    if system:
+        groups.append(("system, -smp 4 MTTCG", system["ratio_vs_d"]))
+    colors = {"a": "#9e9e9e", "b": "#e07b39", "c": "#f2b134", "d": "#3b6ea5",
+              "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "x": "#7d3c98"}
+    lo, hi = 0.1, 100.0
+    vals = [v for _, r in groups for v in r.values() if v == v and v > 0]
+    if vals:
+        lo = 10 ** min(-1, int(__import__("math").floor(__import__("math").log10(min(vals)))))
+        hi = 10 ** max(1, int(__import__("math").ceil(__import__("math").log10(max(vals)))))
+    import math
+    left, width, bar, gap = 300, 520, 14, 18
+    height = 70 + sum(len(r) * bar + gap + 18 for _, r in groups) + 40
+    X = lambda v: left + width * (math.log10(v) - math.log10(lo)) / (math.log10(hi) - math.log10(lo))
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 90}" height="{height}" '
+         f'font-family="sans-serif" font-size="12">',
+         f'<rect width="100%" height="100%" fill="white"/>',
+         f'<text x="10" y="20" font-size="14" font-weight="bold">Per-instruction counting under QEMU: '
+         f'median wall time / C reference callback (d)</text>',
+         f'<text x="10" y="38" fill="#555">log scale; lower is better; dashed: 1.0 and the 1.10 target; '
+         f'load at start {meta["load_start"]:.2f}</text>']
+    y = 60
+    top = y
+    for title, r in groups:
+        s.append(f'<text x="10" y="{y + 12}" font-weight="bold">{title}</text>')
+        y += 18
+        for cfg in [c for c in CONFIGS + ["x"] if c in r]:
+            v = r[cfg]
+            s.append(f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">({cfg}) {NAMES[cfg]}</text>')
+            if v == v and v > 0:
+                s.append(f'<rect x="{left}" y="{y}" width="{max(1.0, X(v) - left):.1f}" height="{bar - 2}" fill="{colors[cfg]}"/>')
+                s.append(f'<text x="{X(v) + 4:.1f}" y="{y + bar - 3}">{v:.2f}</text>')
+            y += bar
+        y += gap
+    for v, dash in ((1.0, "4,3"), (1.10, "2,2")):
+        s.append(f'<line x1="{X(v):.1f}" y1="{top}" x2="{X(v):.1f}" y2="{y}" stroke="#333" stroke-dasharray="{dash}"/>')
+    e = math.log10(lo)
+    while e <= math.log10(hi) + 1e-9:
+        v = 10 ** e
+        s.append(f'<line x1="{X(v):.1f}" y1="{y}" x2="{X(v):.1f}" y2="{y + 5}" stroke="#333"/>')
+        s.append(f'<text x="{X(v):.1f}" y="{y + 18}" text-anchor="middle">{v:g}</text>')
+        e += 1
+    s.append(f'<line x1="{left}" y1="{y}" x2="{left + width}" y2="{y}" stroke="#333"/>')
+    s.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(s) + "\n")
+
+
+def version(binary):
+    r = subprocess.run([binary, "--version"], capture_output=True, text=True)
+    m = re.search(r"version (\S+)", r.stdout)
+    return m.group(1) if m else "?"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per configuration (user mode)")
+    ap.add_argument("--system-reps", type=int, default=3, help="timed repetitions per configuration (system mode)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up repetitions")
+    ap.add_argument("--iterations", type=int, default=40_000_000, help="loop turns per guest thread (5 insns each)")
+    ap.add_argument("--threads", default="1,2", help="guest thread counts, comma-separated")
+    ap.add_argument("--no-system", action="store_true", help="skip system mode")
+    ap.add_argument("--no-build", action="store_true", help="use what was built before")
+    ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "performance-ratios.svg")
+    ap.add_argument("--candidate", type=Path, help="an extra icount-style .so (API v5) to time in "
+                    "user mode as config (x), e.g. icount built from another revision of the crate")
+    ap.add_argument("--json", type=Path, default=OUT / "results.json")
+    args = ap.parse_args()
+    args.threads = [int(t) for t in args.threads.split(",")]
+
+    env = load_env()
+    p = build(env, not args.no_system, args.no_build)
+    if args.candidate:
+        p["candidate"] = args.candidate.resolve()
+    for k in ("spin", "cref5", "insn5"):
+        if not p[k].exists():
+            die(f"missing {p[k]}")
+    if not args.no_system:
+        problems = check_v4_symbols(env, [p["cref4"], p["insn4"], p["ex4"] / "libicount.so",
+                                          p["ex4"] / "libicount_mutex.so"])
+        if problems:
+            die(f"v4 plugins import symbols QEMU {version(env['QEMU_SYSTEM'])} lacks: {problems}")
+
+    meta = {"qemu_user_version": version(env["QEMU_USER"]), "qemu_system_version": version(env["QEMU_SYSTEM"]),
+            "host_cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "reps": args.reps,
+            "system_reps": args.system_reps, "warmup": args.warmup, "iterations": args.iterations,
+            "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+    t0 = time.perf_counter()
+    user, bad = user_mode(env, p, args)
+    system = None if args.no_system else system_mode(env, p, args)
+    meta["load_end"] = os.getloadavg()[0]
+    meta["elapsed_s"] = time.perf_counter() - t0
+
+    text = report(meta, user, system)
+    print(text)
+    svg(meta, user, system, args.svg)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps({"meta": meta, "user": {str(k): v for k, v in user.items()},
+                                     "system": system, "problems": bad}, indent=1, default=str))
+    print(f"\nwrote {args.svg} and {args.json}; {meta['elapsed_s']:.0f} s", file=sys.stderr)
+    if bad:
+        print("\n".join(bad), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -9,7 +9,7 @@
 //! time: [`MockHost::new`] takes a global lock (tests in one binary serialise) and
 //! dropping the host resets every piece of global state.
 //!
-//! ```ignore
+//! ```text
 //! let mut host = MockHost::user();
 //! assert_eq!(host.install(my_install, &["inline=on"]), 0);
 //! host.spawn_vcpus(4);

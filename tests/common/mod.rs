@@ -409,6 +409,29 @@ pub const GUEST_DONE: &str = "guest: all work done";
 pub fn run_system(label: &str, plugins: &[Plugin]) -> Run {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // qemu-system-x86_64 10.0.2 aborted once, early in a boot under MTTCG, on an assertion
+    // in its own softmmu memory-map lookup (`system/physmem.c: iotlb_to_section: Assertion
+    // `section_index < d->map.sections_nb' failed`), in about 30 boots of this project's
+    // runs, with the icount example loaded (which only registers exec callbacks and vCPU
+    // hooks; nothing a plugin can call touches that map). Only that exact abort is
+    // retried, at most twice, and each retry is printed; any other failure is returned.
+    const QEMU_FLAKE: &str = "iotlb_to_section: Assertion";
+    let mut attempt = 1;
+    loop {
+        let r = run_system_once(label, plugins);
+        let flaked =
+            !r.status.success() && (r.stderr.contains(QEMU_FLAKE) || r.stdout.contains(QEMU_FLAKE));
+        if !flaked || attempt == 3 {
+            return r;
+        }
+        eprintln!(
+            "{label}: qemu-system aborted on its known iotlb_to_section assertion; retrying (attempt {attempt})"
+        );
+        attempt += 1;
+    }
+}
+
+fn run_system_once(label: &str, plugins: &[Plugin]) -> Run {
     let env = qemu_env();
     run(label, SYSTEM_TIMEOUT, |log| {
         let mut cmd = Command::new(&env.qemu_system);

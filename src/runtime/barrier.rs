@@ -10,6 +10,8 @@
 
 use std::ffi::c_long;
 use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
+use std::sync::{Mutex, PoisonError};
+use std::thread::JoinHandle;
 
 const UNSET: u8 = 0;
 const FENCES: u8 = 1;
@@ -43,11 +45,12 @@ fn membarrier(cmd: c_long) -> c_long {
     }
 }
 
-/// Chooses the mechanism. Call once at install, before any hook can run.
-pub(crate) fn init() {
-    if MODE.load(Ordering::Relaxed) != UNSET {
-        return;
-    }
+/// Registration with `membarrier`, running in the background (it waits for an RCU grace
+/// period in a multi-threaded process: about 8 ms inside QEMU).
+/// Holds the registering thread and the process that spawned it.
+static REGISTERING: Mutex<Option<(JoinHandle<()>, u32)>> = Mutex::new(None);
+
+fn choose() {
     let supported = membarrier(CMD_QUERY);
     let mode = if supported > 0
         && supported & CMD_PRIVATE_EXPEDITED != 0
@@ -60,6 +63,25 @@ pub(crate) fn init() {
         FENCES
     };
     MODE.store(mode, Ordering::Relaxed);
+}
+
+/// Chooses the mechanism, off the install path: until the choice is made `MODE` reads
+/// `UNSET`, which makes hooks use full fences, so they are ordered either way.
+pub(crate) fn init() {
+    if MODE.load(Ordering::Relaxed) != UNSET {
+        return;
+    }
+    let mut slot = REGISTERING.lock().unwrap_or_else(PoisonError::into_inner);
+    if slot.is_some() {
+        return;
+    }
+    match std::thread::Builder::new()
+        .name("qemu-plugin-membarrier".into())
+        .spawn(choose)
+    {
+        Ok(handle) => *slot = Some((handle, std::process::id())),
+        Err(_) => choose(),
+    }
 }
 
 /// The hook side: between "I am busy" and "is the slot closed?".
@@ -75,6 +97,22 @@ pub(crate) fn light() {
 
 /// The exit side: between "the slot is closed" and "is its owner busy?".
 pub(crate) fn heavy() {
+    // Joining the registration thread orders its `MODE` store before the load below, so
+    // a hook that saw PRIVATE or GLOBAL (and used only a compiler fence) is matched here.
+    let pending = REGISTERING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    // In a child forked by the guest the thread does not exist (joining it could block
+    // for ever): there `MODE` is what the parent had at the fork, and a registration
+    // done by then is inherited with the address space.
+    if let Some((handle, pid)) = pending {
+        if pid == std::process::id() {
+            let _ = handle.join();
+        } else {
+            std::mem::forget(handle);
+        }
+    }
     let ok = match MODE.load(Ordering::Relaxed) {
         PRIVATE => membarrier(CMD_PRIVATE_EXPEDITED) == 0,
         GLOBAL => membarrier(CMD_GLOBAL) == 0,

@@ -260,27 +260,7 @@ fn trace_counts_match_bb_c_and_syscall_c() {
             gargs,
         );
         r.assert_success();
-        let summary = parse_trace(&r.log);
-        let bb = parse_bb(&r.log);
-        let returns = returning_syscalls(&parse_syscalls(&r.log));
-        let (calls, _) = syscall_totals(&returns);
-        let files = read_trace_dir(&dir);
-        eprintln!(
-            "trace on {guest}: {summary:?}; files: {} blocks, {} syscalls in {} files; \
-             bb.c {} blocks; syscall.c {calls} returning calls",
-            files.blocks,
-            syscall_totals(&files.syscalls).0,
-            files.files,
-            bb.total_bbs
-        );
-        assert_eq!(summary.blocks, bb.total_bbs, "{}", r.describe());
-        assert_eq!(summary.syscalls, calls, "{}", r.describe());
+        let (summary, _, _) = assert_trace_matches_references(&r, &dir);
         assert_eq!(summary.files, 1, "one vCPU, one file\n{}", r.describe());
-        assert_eq!(files.files, summary.files, "files in {}", dir.display());
-        assert_eq!(files.blocks, bb.total_bbs, "B lines in {}", dir.display());
-        assert_eq!(
-            files.syscalls, returns,
-            "S lines (returns, errors) per syscall vs syscall.c"
-        );
     }
 }

@@ -27,24 +27,12 @@ fn threads_with_icount_check(n: usize) {
         "{}",
         r.describe()
     );
-    let mismatches = icount_mismatches(&r.log);
-    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
-    let ours = parse_insn(&r.log);
-    let bb = parse_bb(&r.log);
+    let (ours, bb) = assert_icount_matches_bb(&r);
     eprintln!(
         "threads {n}: icount total {} per cpu {:?}; bb.c total {} ({:.2?})",
         ours.total, ours.per_cpu, bb.total_insns, r.elapsed
     );
-    assert_eq!(ours.total, bb.total_insns, "{}", r.describe());
     assert_eq!(ours.total, ours.per_cpu.values().sum::<u64>());
-    for (cpu, (_, insns)) in &bb.per_cpu {
-        assert_eq!(
-            ours.per_cpu.get(cpu),
-            Some(insns),
-            "vCPU {cpu}\n{}",
-            r.describe()
-        );
-    }
     // The main thread plus n workers, all alive at once, so n + 1 vCPUs ran code, and
     // each worker's vCPU executed at least one instruction per loop iteration.
     let iters: u64 = THREAD_ITERS.parse().unwrap();
@@ -89,10 +77,7 @@ fn thread_churn_icount_check() {
         "{}",
         r.describe()
     );
-    let mismatches = icount_mismatches(&r.log);
-    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
-    let ours = parse_insn(&r.log);
-    let bb = parse_bb(&r.log);
+    let (ours, bb) = assert_icount_matches_bb(&r);
     eprintln!(
         "churn: icount total {} over {} vCPU indexes; bb.c total {} ({:.2?})",
         ours.total,
@@ -100,10 +85,6 @@ fn thread_churn_icount_check() {
         bb.total_insns,
         r.elapsed
     );
-    assert_eq!(ours.total, bb.total_insns, "{}", r.describe());
-    for (cpu, (_, insns)) in &bb.per_cpu {
-        assert_eq!(ours.per_cpu.get(cpu), Some(insns), "vCPU {cpu}");
-    }
     // Up to 16 workers live at once next to the main thread.
     assert!(ours.per_cpu.len() >= 2, "{:?}", ours.per_cpu);
 }
@@ -149,25 +130,7 @@ fn trace_with_threads() {
         &[&n.to_string(), "200000"],
     );
     r.assert_success();
-    let summary = parse_trace(&r.log);
-    let bb = parse_bb(&r.log);
-    // trace records syscall returns; thread exit and exit_group never return.
-    let returns = returning_syscalls(&parse_syscalls(&r.log));
-    let (calls, _) = syscall_totals(&returns);
-    let files = read_trace_dir(&dir);
-    eprintln!(
-        "trace threads {n}: {summary:?}; files: {} blocks in {} files; \
-         bb.c {} blocks on {} vCPUs; syscall.c {calls} returning calls",
-        files.blocks,
-        files.files,
-        bb.total_bbs,
-        bb.per_cpu.len()
-    );
-    assert_eq!(summary.blocks, bb.total_bbs, "{}", r.describe());
-    assert_eq!(summary.syscalls, calls, "{}", r.describe());
-    assert_eq!(summary.files, files.files, "files in {}", dir.display());
-    assert_eq!(files.blocks, bb.total_bbs, "B lines in {}", dir.display());
-    assert_eq!(files.syscalls, returns, "S lines per syscall vs syscall.c");
+    let (_, bb, files) = assert_trace_matches_references(&r, &dir);
     // The main thread and n workers each ran blocks, each with its own file.
     assert!(
         files.files >= bb.per_cpu.len() as u64 && files.files > n,

@@ -747,3 +747,57 @@ pub fn read_trace_dir(dir: &Path) -> TraceFiles {
     }
     t
 }
+
+// ---------------------------------------------------------------- shared checks
+
+/// Checks a run with `icount check=on` and bb.c loaded together: no callback/inline
+/// mismatch, and icount's total and per-vCPU counts equal bb.c's.
+pub fn assert_icount_matches_bb(r: &Run) -> (InsnCounts, BbCounts) {
+    let mismatches = icount_mismatches(&r.log);
+    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
+    let ours = parse_insn(&r.log);
+    let bb = parse_bb(&r.log);
+    assert_eq!(ours.total, bb.total_insns, "{}", r.describe());
+    for (cpu, (_, insns)) in &bb.per_cpu {
+        assert_eq!(
+            ours.per_cpu.get(cpu),
+            Some(insns),
+            "vCPU {cpu}\n{}",
+            r.describe()
+        );
+    }
+    (ours, bb)
+}
+
+/// Checks a run with `trace` (writing into `dir`), bb.c and syscall.c loaded together:
+/// trace's summary and the files it wrote agree with both. trace records syscall
+/// *returns*, so calls that never return (exit, exit_group) are left out.
+pub fn assert_trace_matches_references(
+    r: &Run,
+    dir: &Path,
+) -> (TraceSummary, BbCounts, TraceFiles) {
+    let summary = parse_trace(&r.log);
+    let bb = parse_bb(&r.log);
+    let returns = returning_syscalls(&parse_syscalls(&r.log));
+    let (calls, _) = syscall_totals(&returns);
+    let files = read_trace_dir(dir);
+    eprintln!(
+        "{}: {summary:?}; files: {} blocks, {} syscalls in {} files; \
+         bb.c {} blocks on {} vCPUs; syscall.c {calls} returning calls",
+        r.dir.display(),
+        files.blocks,
+        syscall_totals(&files.syscalls).0,
+        files.files,
+        bb.total_bbs,
+        bb.per_cpu.len()
+    );
+    assert_eq!(summary.blocks, bb.total_bbs, "{}", r.describe());
+    assert_eq!(summary.syscalls, calls, "{}", r.describe());
+    assert_eq!(summary.files, files.files, "files in {}", dir.display());
+    assert_eq!(files.blocks, bb.total_bbs, "B lines in {}", dir.display());
+    assert_eq!(
+        files.syscalls, returns,
+        "S lines (returns, errors) per syscall vs syscall.c"
+    );
+    (summary, bb, files)
+}

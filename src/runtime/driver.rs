@@ -93,38 +93,37 @@ impl<P: PerVcpu> Runtime<P> {
     }
 }
 
-/// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
-/// memory), creating the shard first if this vCPU has none yet. No lock, no atomic
-/// read-modify-write.
+/// Runs `f` on vCPU `index`'s shard of `rt` from an exec-time callback (block,
+/// instruction, memory), creating the shard first if this vCPU has none yet. No lock, no
+/// atomic read-modify-write.
 ///
-/// Only the common case is inlined into the trampoline (runtime installed, index in the
-/// first segment, shard present); everything else is in the cold [`on_exec_slow`], so the
-/// hot path needs no stack frame.
+/// Only the common case is inlined into the trampoline (index in the first segment, shard
+/// present); everything else is in the cold [`on_shard_slow`], so the hot path needs no
+/// stack frame.
 #[inline(always)]
-pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
-    let p = RUNTIME.load(Ordering::Acquire);
-    if !p.is_null() {
-        // SAFETY: as in `Runtime::get`: a non-null pointer is the installed `Runtime<P>`.
-        let rt = unsafe { &*p.cast::<Runtime<P>>() };
-        if let Some(slot) = rt.shards.get_first(index as usize) {
-            // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s
-            // thread (see `Slot::exec_cell`).
-            if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
-                return f(vcpu);
-            }
+pub(crate) fn on_shard<P: PerVcpu>(
+    rt: &'static Runtime<P>,
+    index: VCPUIndex,
+    f: impl FnOnce(&mut Vcpu<P>),
+) {
+    if let Some(slot) = rt.shards.get_first(index as usize) {
+        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread
+        // (see `Slot::exec_cell`).
+        if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
+            return f(vcpu);
         }
     }
-    on_exec_slow::<P>(index, f)
+    on_shard_slow(rt, index, f)
 }
 
-/// The rest of [`on_exec`]: a vCPU index past the first segment, or a shard to create.
+/// The rest of [`on_shard`]: a vCPU index past the first segment, or a shard to create.
 #[cold]
 #[inline(never)]
-fn on_exec_slow<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
-    let rt = match Runtime::<P>::get() {
-        Ok(rt) => rt,
-        Err(e) => return failure::error(Hook::Exec, &e),
-    };
+fn on_shard_slow<P: PerVcpu>(
+    rt: &'static Runtime<P>,
+    index: VCPUIndex,
+    f: impl FnOnce(&mut Vcpu<P>),
+) {
     let slot = rt.shards.get(index as usize);
     // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
     let cell = unsafe { slot.exec_cell() };
@@ -135,6 +134,16 @@ fn on_exec_slow<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
     }
     if let Some(vcpu) = cell.as_mut() {
         f(vcpu)
+    }
+}
+
+/// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it
+/// (memory callbacks).
+#[inline(always)]
+pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
+    match Runtime::<P>::get() {
+        Ok(rt) => on_shard(rt, index, f),
+        Err(e) => failure::error(Hook::Exec, &e),
     }
 }
 

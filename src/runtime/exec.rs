@@ -4,13 +4,13 @@
 //! The userdata QEMU hands back carries the runtime itself, so the hot path needs no
 //! global: for a closure that captures nothing (a zero-sized type) the userdata *is* the
 //! leaked `Runtime<P>`; otherwise it is a stashed `Bound { rt, f }`, freed at the next
-//! flush like every exec closure. The hot path is then: slot address (one bounds check),
-//! `Option` check, the closure. Everything else is in a cold function.
+//! flush like every exec closure. The hot path is then [`on_shard`]'s: slot address (one
+//! bounds check), `Option` check, the closure; the rest is in a cold function.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use super::driver::Runtime;
+use super::driver::{Runtime, on_shard};
 use super::per_vcpu::PerVcpu;
 use super::vcpu::Vcpu;
 use crate::VCPUIndex;
@@ -75,36 +75,8 @@ where
     // SAFETY: QEMU passes back the userdata `shard_udata::<P, F>` registered with this
     // very trampoline.
     let (rt, f) = unsafe { unpack::<P, F>(userdata) };
-    if let Some(slot) = rt.shards.get_first(index as usize) {
-        // SAFETY: an exec-time callback, which QEMU runs on vCPU `index`'s thread.
-        if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
-            return guard(Hook::Exec, (), || {
-                f(vcpu);
-                Ok(())
-            });
-        }
-    }
-    shard_exec_slow(rt, index, f)
-}
-
-/// The rest of [`shard_exec`]: an index past the first segment, or a shard to create.
-#[cold]
-#[inline(never)]
-fn shard_exec_slow<P, F>(rt: &'static Runtime<P>, index: VCPUIndex, f: &F)
-where
-    P: PerVcpu,
-    F: Fn(&mut Vcpu<P>),
-{
     guard(Hook::Exec, (), || {
-        let slot = rt.shards.get(index as usize);
-        // SAFETY: an exec-time callback, which QEMU runs on vCPU `index`'s thread.
-        let cell = unsafe { slot.exec_cell() };
-        if cell.is_none() {
-            rt.create_lazily(index, cell)?;
-        }
-        if let Some(vcpu) = cell.as_mut() {
-            f(vcpu);
-        }
+        on_shard(rt, index, f);
         Ok(())
     })
 }

@@ -10,9 +10,8 @@
 use std::sync::{Mutex, PoisonError};
 
 use qemu_plugin::{
-    Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex,
-    install::Args, qemu_plugin_num_vcpus, qemu_plugin_outs, qemu_plugin_register_atexit_cb,
-    register,
+    HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex, install::Args,
+    qemu_plugin_num_vcpus, qemu_plugin_outs, qemu_plugin_register_atexit_cb, register,
 };
 
 /// Per-vCPU counts, indexed by vCPU index, behind the one lock every event takes.
@@ -23,11 +22,7 @@ struct IcountMutex;
 
 impl Register for IcountMutex {
     fn register(&mut self, id: PluginId, args: &Args, _info: &Info) -> Result<()> {
-        if let Some(key) = args.parsed.keys().next() {
-            return Err(Error::msg(format!(
-                "icount_mutex takes no arguments, got {key}"
-            )));
-        }
+        args.expect_only(&[])?;
         qemu_plugin_register_atexit_cb(id, |_| {
             let counts = COUNTS.lock().unwrap_or_else(PoisonError::into_inner);
             let n = counts

@@ -20,9 +20,14 @@ struct Range {
     end: u64,
 }
 
+/// Reads the `config=PATH` file. Every error names the argument and the path, since at
+/// install it is the message that refuses the plugin.
 fn read_range(path: &Path) -> Result<Range> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| Error::msg(format!("cannot read config file {}: {e}", path.display())))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidArgument {
+        key: "config".into(),
+        value: path.display().to_string(),
+        expected: format!("a readable file holding `START END` in hex; reading it failed: {e}"),
+    })?;
     let mut parts = text
         .split_whitespace()
         .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16));

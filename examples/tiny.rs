@@ -1,6 +1,6 @@
 //! `tiny`: a plugin in the style of the `qemu-plugin` 10.1.0-v2 crate, unchanged: it
 //! prints each translated instruction's address and disassembly, and (with `exec=on`)
-//! each executed instruction's vCPU and address.
+//! each executed instruction's vCPU and address. Any other argument is refused at install.
 //!
 //! Usage: `qemu-x86_64 -plugin target/release/examples/libtiny.so[,exec=on] -d plugin ./prog`
 
@@ -16,11 +16,28 @@ struct TinyTrace {
 
 impl Register for TinyTrace {
     fn register(&mut self, _id: PluginId, args: &Args, _info: &Info) -> Result<()> {
+        // Refuse a key it does not know: a misspelt `exce=on` would otherwise run quietly
+        // without the per-execution lines it asked for.
+        let mut keys = args
+            .raw
+            .iter()
+            .map(|a| a.split_once('=').map_or(&a[..], |(k, _)| k));
+        if let Some(key) = keys.find(|k| *k != "exec") {
+            return Err(Error::UnknownArgument {
+                key: key.to_string(),
+                known: "exec".into(),
+            });
+        }
         self.exec = match args.parsed.get("exec") {
             None => false,
             Some(Value::Bool(b)) => *b,
-            Some(other) => {
-                return Err(Error::msg(format!("exec must be on or off, not {other:?}")));
+            Some(_) => {
+                // The text as given (the parsed `Value` would show `exec=02` as 2).
+                let val = args.raw.iter().find_map(|a| a.strip_prefix("exec="));
+                return Err(Error::InvalidBool {
+                    name: "exec".into(),
+                    val: val.unwrap_or_default().to_string(),
+                });
             }
         };
         Ok(())

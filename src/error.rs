@@ -51,7 +51,8 @@ pub enum Error {
     },
     /// A boolean argument does not parse.
     #[error(
-        "invalid boolean for argument `{name}`: `{val}` (expected on/off, true/false or yes/no)"
+        "invalid boolean for argument `{name}`: {} (expected on/off, true/false or yes/no)",
+        shown(.val)
     )]
     InvalidBool {
         /// The argument's key.
@@ -60,7 +61,7 @@ pub enum Error {
         val: String,
     },
     /// An argument's value has the wrong type, or is out of range.
-    #[error("invalid value for argument `{key}`: `{value}` (expected {expected})")]
+    #[error("invalid value for argument `{key}`: {} (expected {expected})", shown(.value))]
     InvalidArgument {
         /// The argument's key.
         key: String,
@@ -260,6 +261,16 @@ pub enum Error {
     /// A transparently wrapped boxed error.
     #[error(transparent)]
     BoxedError(#[from] Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// An argument's value as a message shows it: quoted, or in words when it is empty (as
+/// QEMU passes `key=`), where a pair of empty quotes would be easy to misread.
+fn shown(value: &str) -> String {
+    if value.is_empty() {
+        "an empty value".to_string()
+    } else {
+        format!("`{value}`")
+    }
 }
 
 impl Error {

@@ -162,8 +162,10 @@ impl Args {
             })
     }
 
-    /// A path to an existing, writable directory (checked by creating and removing a probe
-    /// file in it). `Ok(None)` if absent.
+    /// A path to an existing directory this process can create files in, or `Ok(None)` if
+    /// absent. Writability is checked by creating and removing a probe file: permission
+    /// bits do not answer it (root ignores them, and `/proc` or a read-only mount refuse
+    /// new files whatever the bits say). Each refusal says which of the three checks failed.
     pub fn writable_dir(&self, key: &str) -> Result<Option<PathBuf>> {
         let Some(text) = self.string(key)? else {
             return Ok(None);
@@ -174,12 +176,30 @@ impl Args {
             value: text.to_string(),
             expected: why,
         };
-        if !dir.is_dir() {
-            return Err(invalid("an existing directory".into()));
+        match std::fs::metadata(&dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(invalid(
+                    "an existing directory; nothing exists at this path".into(),
+                ));
+            }
+            Err(e) => {
+                return Err(invalid(format!(
+                    "an existing directory; looking it up failed: {e}"
+                )));
+            }
+            Ok(meta) if !meta.is_dir() => {
+                return Err(invalid(
+                    "an existing directory; this path is not a directory".into(),
+                ));
+            }
+            Ok(_) => {}
         }
         let probe = dir.join(format!(".qemu-plugin-probe-{}", std::process::id()));
-        std::fs::File::create(&probe)
-            .map_err(|e| invalid(format!("a writable directory ({e})")))?;
+        std::fs::File::create(&probe).map_err(|e| {
+            invalid(format!(
+                "a writable directory; creating a file in it failed: {e}"
+            ))
+        })?;
         let _ = std::fs::remove_file(&probe);
         Ok(Some(dir))
     }
@@ -239,6 +259,123 @@ mod tests {
             e.contains("unknown argument `track`") && e.contains("inline, n"),
             "{e}"
         );
+    }
+
+    /// What QEMU's command line cannot deliver (it rewrites a bare `key` to `key=on`) and
+    /// what it delivers as given: `=` inside a value, an empty key, a repeated key.
+    #[test]
+    fn parser_refuses_malformed_input_at_the_first_bad_argument() {
+        let e = Args::parse(["inline=on", "check", "bogus"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "plugin argument `check` has no value: expected check=VALUE"
+        );
+        let e = Args::parse(["="]).unwrap_err().to_string();
+        assert!(e.contains("`=`") && e.contains("no key"), "{e}");
+        let e = Args::parse(["dir=/a", "every=2", "dir=/b"])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(e, "argument `dir` given more than once");
+        // Only the first `=` separates: the rest belongs to the value, which the typed
+        // accessors then refuse.
+        let a = Args::parse(["inline==on", "track=r=w"]).unwrap();
+        assert_eq!(a.text("inline"), Some("=on"));
+        let e = a.bool("inline", false).unwrap_err().to_string();
+        assert!(e.contains("`inline`") && e.contains("`=on`"), "{e}");
+        let e = a
+            .choice("track", "rw", &["r", "w", "rw"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`track`") && e.contains("`r=w`"), "{e}");
+        assert!(Args::parse(Vec::<String>::new()).unwrap().raw.is_empty());
+    }
+
+    /// `key=` reaches every accessor as an empty value, and each says so in words.
+    #[test]
+    fn empty_values_are_named_as_empty() {
+        let a = Args::parse(["b=", "n=", "c=", "s=", "d="]).unwrap();
+        let errors = [
+            a.bool("b", false).unwrap_err(),
+            a.u64("n", 1, 1..=10).unwrap_err(),
+            a.choice("c", "x", &["x", "y"]).unwrap_err(),
+            a.string("s").unwrap_err(),
+            a.writable_dir("d").unwrap_err(),
+        ];
+        for (key, e) in ["b", "n", "c", "s", "d"].iter().zip(errors) {
+            let e = e.to_string();
+            assert!(
+                e.contains(&format!("`{key}`")) && e.contains(": an empty value ("),
+                "{e}"
+            );
+            assert!(!e.contains("``"), "{e}");
+        }
+    }
+
+    #[test]
+    fn integers_refuse_wrong_types_and_out_of_range_values() {
+        for bad in [
+            "abc",
+            "1.5",
+            "0x10",
+            "-1",
+            "0",
+            "11",
+            "99999999999999999999999",
+            "on",
+        ] {
+            let a = Args::parse([format!("n={bad}")]).unwrap();
+            let e = a.u64("n", 1, 1..=10).unwrap_err().to_string();
+            assert_eq!(
+                e,
+                format!(
+                    "invalid value for argument `n`: `{bad}` (expected an integer from 1 to 10)"
+                )
+            );
+        }
+        let a = Args::parse(["n=10", "m=18446744073709551615"]).unwrap();
+        assert_eq!(a.u64("n", 1, 1..=10).unwrap(), 10);
+        assert_eq!(a.u64("m", 1, 1..=u64::MAX).unwrap(), u64::MAX);
+        assert_eq!(a.u64("absent", 7, 1..=10).unwrap(), 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_even_when_none_are_known() {
+        let a = Args::parse(["verbose=on"]).unwrap();
+        let e = a.expect_only(&[]).unwrap_err().to_string();
+        assert_eq!(e, "unknown argument `verbose` (known arguments: none)");
+        assert!(a.expect_only(&["verbose"]).is_ok());
+        assert!(Args::default().expect_only(&[]).is_ok());
+    }
+
+    #[test]
+    fn writable_dir_says_which_check_failed() {
+        let tmp = std::env::temp_dir().join(format!("qemu-plugin-args-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let file = tmp.join("regular-file");
+        std::fs::write(&file, "x").unwrap();
+        let a = Args::parse([format!("dir={}", file.display())]).unwrap();
+        let e = a.writable_dir("dir").unwrap_err().to_string();
+        assert!(e.contains("`dir`") && e.contains("not a directory"), "{e}");
+        // A directory no one can create a file in, root included (the tests may run as
+        // root, for whom permission bits are no obstacle): procfs refuses new files.
+        let a = Args::parse(["dir=/proc"]).unwrap();
+        let e = a.writable_dir("dir").unwrap_err().to_string();
+        assert!(
+            e.contains("`/proc`") && e.contains("writable directory; creating a file"),
+            "{e}"
+        );
+        // A usable directory is accepted and the probe file is gone afterwards.
+        let a = Args::parse([format!("dir={}", tmp.display())]).unwrap();
+        assert_eq!(a.writable_dir("dir").unwrap(), Some(tmp.clone()));
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().collect();
+        assert_eq!(
+            left.len(),
+            1,
+            "only the regular file should remain: {left:?}"
+        );
+        std::fs::remove_dir_all(&tmp).unwrap();
     }
 
     #[test]

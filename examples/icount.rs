@@ -6,11 +6,13 @@
 //!   callback per instruction;
 //! - `check=on|off` (default off): count both ways in one run and print
 //!   `icount: mismatch cpu N callback X inline Y` for any vCPU where they differ;
-//! - `events=on|off` (default off): also print how many vCPUs were initialised and how
-//!   many idle/resume events they saw.
+//! - `events=on|off` (default off): also print how many vCPUs were initialised, how
+//!   many idle/resume events they saw, and how many per-vCPU slots the runtime allocated
+//!   (bounded by the highest vCPU index, not by how many vCPUs ever existed).
 
 use std::collections::BTreeMap;
 
+use qemu_plugin::runtime::allocated_slots;
 use qemu_plugin::{
     Args, Info, InlineCounter, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
     qemu_plugin_num_vcpus, qemu_plugin_outs,
@@ -128,6 +130,11 @@ impl PerVcpu for Icount {
             out += &format!(
                 "icount: vcpus init={} idle={} resume={}\n",
                 total.shards, total.idle, total.resume
+            );
+            out += &format!(
+                "icount: slots allocated={} highest vCPU index={}\n",
+                allocated_slots::<Self>()?,
+                n.saturating_sub(1)
             );
         }
         qemu_plugin_outs(out)

@@ -3,18 +3,23 @@
 //! syscall (`S <number> <return value>`). No lock and no shared buffer on the hot path;
 //! a file per shard, so files stay distinct when a vCPU index is reused.
 //!
-//! Files are named `trace-<pid>-cpu<index>-<n>.txt`. With `every=N` (default 1) only every
+//! Files are named `trace-<pid>-cpu<index>-<n>.txt`, and never overwritten: a forked
+//! child writes its own files, and after an execve (same pid) `n` moves past the names
+//! already taken. With `every=N` (default 1) only every
 //! Nth executed block of a vCPU is written (counts stay exact): a Linux boot executes
-//! hundreds of millions of blocks. At exit it prints `trace: N blocks, M syscalls, K files`.
+//! hundreds of millions of blocks. At exit it prints `trace: N blocks, M syscalls, K files`,
+//! and how many translation-cache flushes it saw and how many block closures were still
+//! alive (each flush frees those of the discarded blocks).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use qemu_plugin::callbacks::live_closures;
 use qemu_plugin::{
-    Args, Error, Info, PerVcpu, Result, SyscallReturn, Translation, VCPUIndex, Vcpu, per_vcpu,
-    qemu_plugin_outs,
+    Args, Error, Info, PerVcpu, Result, SyscallReturn, Translation, VCPUIndex, Vcpu, flush_count,
+    per_vcpu, qemu_plugin_outs,
 };
 
 struct Trace {
@@ -74,12 +79,21 @@ impl PerVcpu for Trace {
     }
 
     fn new_shard(&self, vcpu: VCPUIndex) -> Result<Shard> {
-        let n = self.files.fetch_add(1, Ordering::Relaxed);
-        let path = self
-            .dir
-            .join(format!("trace-{}-cpu{vcpu}-{n}.txt", std::process::id()));
-        let file = File::create(&path)
-            .map_err(|e| Error::msg(format!("cannot create {}: {e}", path.display())))?;
+        // Never reuse a name: after an execve the pid (and so the names) repeat, and the
+        // files of the image before it must survive.
+        let (path, file) = loop {
+            let n = self.files.fetch_add(1, Ordering::Relaxed);
+            let path = self
+                .dir
+                .join(format!("trace-{}-cpu{vcpu}-{n}.txt", std::process::id()));
+            match File::options().write(true).create_new(true).open(&path) {
+                Ok(file) => break (path, file),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => {
+                    return Err(Error::msg(format!("cannot create {}: {e}", path.display())));
+                }
+            }
+        };
         Ok(Shard {
             out: BufWriter::with_capacity(1 << 16, file),
             path,
@@ -131,11 +145,14 @@ impl PerVcpu for Trace {
 
     fn on_exit(&self, total: Total) -> Result<()> {
         qemu_plugin_outs(format!(
-            "trace: {} blocks, {} syscalls, {} files\ntrace: files in {}\n",
+            "trace: {} blocks, {} syscalls, {} files\ntrace: files in {}\n\
+             trace: {} translation-cache flushes, {} block closures alive\n",
             total.blocks,
             total.syscalls,
             total.files,
-            self.dir.display()
+            self.dir.display(),
+            flush_count(),
+            live_closures(),
         ))
     }
 }

@@ -4,7 +4,7 @@
 use std::cell::Cell;
 use std::ffi::c_void;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::trampoline::{Hook, guard};
 use crate::error::{Error, Result};
@@ -114,6 +114,14 @@ pub fn qemu_plugin_register_vcpu_tb_trans_cb(
 }
 
 static USER_FLUSH: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+static FLUSHES: AtomicU64 = AtomicU64::new(0);
+
+/// How many times QEMU has flushed its translation cache since this plugin was loaded
+/// (every flush frees the exec closures of the discarded blocks; see
+/// [`live_closures`](crate::callbacks::live_closures)).
+pub fn flush_count() -> u64 {
+    FLUSHES.load(Ordering::Relaxed)
+}
 
 /// The flush callback the crate always registers: it frees the closures of the blocks
 /// QEMU just discarded, then runs the user's flush callback, if any.
@@ -122,6 +130,7 @@ pub(crate) extern "C" fn flush_trampoline(id: PluginId) {
         // SAFETY: QEMU calls flush callbacks with every vCPU stopped, after discarding
         // every translated block, so no stashed closure can be called again.
         unsafe { super::stash::clear() };
+        FLUSHES.fetch_add(1, Ordering::Relaxed);
         let user = USER_FLUSH.load(Ordering::Acquire);
         if !user.is_null() {
             // SAFETY: only `qemu_plugin_register_flush_cb` stores here, and only a valid

@@ -25,6 +25,8 @@ pub(crate) enum Hook {
     Uninstall,
     Reset,
     ForEach,
+    Fork,
+    Execve,
 }
 
 impl Hook {
@@ -46,6 +48,8 @@ impl Hook {
             Hook::Uninstall => "uninstall",
             Hook::Reset => "reset",
             Hook::ForEach => "vcpu_for_each",
+            Hook::Fork => "fork (child)",
+            Hook::Execve => "execve (report before it)",
         }
     }
 }

@@ -4,7 +4,7 @@
 
 use std::any::TypeId;
 use std::cell::RefCell;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +13,7 @@ use thread_local::ThreadLocal;
 
 use super::barrier;
 use super::per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
+use super::process;
 use super::shards::Shards;
 use super::slot::Slot;
 use super::translate::{Scratch, Translation};
@@ -33,8 +34,20 @@ pub(crate) struct Runtime<P: PerVcpu> {
     pub(crate) plugin: P,
     pub(crate) config: ArcSwap<P::Config>,
     pub(crate) shards: Shards<Slot<P>>,
-    total: Mutex<Option<P::Total>>,
+    /// The running total, behind a pointer to a leaked, never-freed mutex, so that a
+    /// forked child can start a fresh one even if the fork caught another thread holding
+    /// the lock (see `process`).
+    total: AtomicPtr<Mutex<Option<P::Total>>>,
+    /// Shards created and not yet merged.
+    live: AtomicUsize,
+    /// This target's `execve` and `execveat` syscall numbers (`-1`: none).
+    pub(crate) exec_syscalls: [i64; 2],
     pub(crate) scratch: ThreadLocal<RefCell<Scratch>>,
+}
+
+/// A fresh, leaked total.
+fn new_total<T: Default>() -> *mut Mutex<Option<T>> {
+    Box::into_raw(Box::new(Mutex::new(Some(T::default()))))
 }
 
 static RUNTIME: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
@@ -70,7 +83,15 @@ impl<P: PerVcpu> Runtime<P> {
 
     fn fresh(&'static self, index: VCPUIndex) -> Result<Vcpu<P>> {
         let shard = self.plugin.new_shard(index)?;
+        self.live.fetch_add(1, Ordering::Relaxed);
         Ok(Vcpu::new(shard, index, &self.config))
+    }
+
+    /// The running total's lock.
+    fn total(&self) -> &Mutex<Option<P::Total>> {
+        // SAFETY: `total` always holds a pointer from `new_total`, leaked and never freed
+        // (a replaced one is abandoned, not dropped).
+        unsafe { &*self.total.load(Ordering::Acquire) }
     }
 
     #[cold]
@@ -85,11 +106,65 @@ impl<P: PerVcpu> Runtime<P> {
     }
 
     fn merge(&self, vcpu: Vcpu<P>) -> Result<()> {
-        let mut total = self.total.lock().unwrap_or_else(PoisonError::into_inner);
+        self.live.fetch_sub(1, Ordering::Relaxed);
+        let mut total = self.total().lock().unwrap_or_else(PoisonError::into_inner);
         match total.as_mut() {
             Some(t) => self.plugin.merge(t, vcpu),
             None => Ok(()),
         }
+    }
+
+    /// Just before an execve replaces the process: merges the calling vCPU's shard, hands
+    /// the total so far to `on_exit`, and goes on with a fresh total (reported at exit if
+    /// the execve fails). Shards of other vCPUs still running stay where they are: a
+    /// successful execve ends those threads without an exit hook, as QEMU does.
+    pub(crate) fn report_before_exec(&'static self, index: VCPUIndex) -> Result<()> {
+        let slot = self.shards.get(index as usize);
+        if let Some(entered) = slot.enter() {
+            // SAFETY: QEMU runs syscall hooks on vCPU `index`'s thread; we hold the entry
+            // guard.
+            let own = unsafe { slot.entered_cell(&entered) }.take();
+            drop(entered);
+            if let Some(vcpu) = own {
+                self.merge(vcpu)?;
+            }
+        } else {
+            // atexit has closed the slots: it reports everything itself.
+            return Ok(());
+        }
+        let total = {
+            let mut lock = self.total().lock().unwrap_or_else(PoisonError::into_inner);
+            let taken = lock.take();
+            if taken.is_some() {
+                *lock = Some(P::Total::default());
+            }
+            taken
+        };
+        let others = self.live.load(Ordering::Relaxed);
+        if others > 0 {
+            crate::api::misc::outs_raw(&format!(
+                "{}: execve with {others} other vCPU(s) running: the totals below leave out \
+                 their counts since they started\n",
+                crate::install::plugin_name()
+            ));
+        }
+        match total {
+            Some(total) => self.plugin.on_exit(total),
+            None => Ok(()),
+        }
+    }
+
+    /// Starts this forked child's runtime from zero (see `process`).
+    ///
+    /// # Safety
+    /// Called in a just-forked child, on its only thread, before anything else runs.
+    pub(crate) unsafe fn reset_in_child(&self) {
+        for (_, slot) in self.shards.iter() {
+            // SAFETY: the caller guarantees no other thread exists.
+            unsafe { slot.reset_in_child() };
+        }
+        self.total.store(new_total::<P::Total>(), Ordering::Release);
+        self.live.store(0, Ordering::Relaxed);
     }
 }
 
@@ -221,7 +296,10 @@ extern "C" fn syscall<P: PerVcpu>(
         num,
         args: [a1, a2, a3, a4, a5, a6, a7, a8],
     };
-    on_hook::<P>(Hook::Syscall, index, |rt, v| rt.plugin.syscall(v, &call))
+    on_hook::<P>(Hook::Syscall, index, |rt, v| rt.plugin.syscall(v, &call));
+    guard(Hook::Execve, (), || {
+        process::before_syscall(Runtime::<P>::get()?, index, num, &call.args)
+    })
 }
 
 extern "C" fn syscall_ret<P: PerVcpu>(_id: PluginId, index: VCPUIndex, num: i64, ret: i64) {
@@ -295,7 +373,7 @@ fn finish<P: PerVcpu>(rt: &'static Runtime<P>) -> Result<()> {
         return Err(e);
     }
     let total = rt
-        .total
+        .total()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
@@ -318,7 +396,9 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
         plugin,
         config: ArcSwap::from_pointee(config),
         shards: Shards::new(first),
-        total: Mutex::new(Some(P::Total::default())),
+        total: AtomicPtr::new(new_total::<P::Total>()),
+        live: AtomicUsize::new(0),
+        exec_syscalls: process::exec_syscalls(info),
         scratch: ThreadLocal::new(),
     }));
     *RUNTIME_TYPE.lock().unwrap_or_else(PoisonError::into_inner) = Some(TypeId::of::<P>());
@@ -344,6 +424,7 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
         sys::qemu_plugin_register_atexit_cb(id, Some(atexit::<P>), std::ptr::null_mut());
     }
     register_flush(id);
+    process::arm::<P>();
     Ok(())
 }
 

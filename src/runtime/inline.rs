@@ -2,6 +2,8 @@
 //! callback at all, in cache-line-padded scoreboard entries (QEMU's own entries are not
 //! padded, and 8-byte entries of adjacent vCPUs false-share).
 
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 use crossbeam_utils::CachePadded;
 
 use crate::scoreboard::{PluginU64, Scoreboard};
@@ -22,9 +24,9 @@ impl InlineCounter {
     /// A new counter, zero for every vCPU.
     #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        Self {
-            board: Scoreboard::new().leak(),
-        }
+        let board = Scoreboard::new().leak();
+        register(board);
+        Self { board }
     }
 
     pub(crate) fn entry(&self) -> PluginU64<'static> {
@@ -52,6 +54,45 @@ impl InlineCounter {
     /// The sum over all vCPUs.
     pub fn sum(&self) -> u64 {
         self.entry().sum()
+    }
+}
+
+/// Every inline counter ever created, for [`reset_all`]: a push-only list of leaked
+/// nodes (no removal, so no ABA).
+static COUNTERS: AtomicPtr<Node> = AtomicPtr::new(std::ptr::null_mut());
+
+struct Node {
+    board: &'static Scoreboard<CachePadded<u64>>,
+    next: *mut Node,
+}
+
+fn register(board: &'static Scoreboard<CachePadded<u64>>) {
+    let node = Box::into_raw(Box::new(Node {
+        board,
+        next: std::ptr::null_mut(),
+    }));
+    let mut head = COUNTERS.load(Ordering::Relaxed);
+    loop {
+        // SAFETY: `node` is ours until the CAS below publishes it.
+        unsafe { (*node).next = head };
+        match COUNTERS.compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => return,
+            Err(now) => head = now,
+        }
+    }
+}
+
+/// Zeroes every vCPU's entry of every inline counter (a forked child starts from zero).
+pub(crate) fn reset_all() {
+    let vcpus = crate::qemu_plugin_num_vcpus().unwrap_or(0);
+    let mut node = COUNTERS.load(Ordering::Acquire);
+    while !node.is_null() {
+        // SAFETY: nodes are leaked, never freed, and immutable once published.
+        let n = unsafe { &*node };
+        for vcpu in 0..vcpus {
+            n.board.u64().set(vcpu as VCPUIndex, 0);
+        }
+        node = n.next;
     }
 }
 

@@ -11,6 +11,7 @@ pub(crate) mod driver;
 mod exec;
 mod inline;
 mod per_vcpu;
+mod process;
 mod shards;
 mod slot;
 mod translate;

@@ -16,7 +16,8 @@ use super::vcpu::Vcpu;
 /// - [`PerVcpu::translate`] registers per-block or per-instruction closures that get
 ///   `&mut` [`Vcpu<Self>`] of whichever vCPU executes them, with no lock.
 /// - When a vCPU exits, and at QEMU's exit for the rest, [`PerVcpu::merge`] folds its
-///   shard into [`Self::Total`], which [`PerVcpu::on_exit`] receives.
+///   shard into [`Self::Total`], which [`PerVcpu::on_exit`] receives (a guest that forks
+///   or execs: see there).
 /// - [`Self::Config`] is shared by all vCPUs and may be replaced while the guest runs
 ///   ([`crate::set_config`]); each vCPU sees the new value at its next event.
 ///
@@ -77,7 +78,14 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
     /// Folds an exiting (or, at QEMU's exit, remaining) vCPU's shard into the total.
     fn merge(&self, total: &mut Self::Total, vcpu: Vcpu<Self>) -> Result<()>;
 
-    /// Receives the total once, at QEMU's exit.
+    /// Receives the total at QEMU's exit.
+    ///
+    /// In user mode it is also called just before the guest's `execve` of an existing
+    /// program replaces the process (QEMU runs no atexit then), with the total so far;
+    /// if that execve fails, counting goes on from a fresh total, reported at exit. A
+    /// forked child starts from a fresh total and its own fresh shards (the parent's
+    /// copies are abandoned, never merged or dropped), so each process reports only what
+    /// it ran itself.
     fn on_exit(&self, total: Self::Total) -> Result<()>;
 }
 

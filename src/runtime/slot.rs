@@ -94,6 +94,18 @@ impl<P: PerVcpu> Slot<P> {
         self.closed.store(true, Ordering::Relaxed);
     }
 
+    /// In a just-forked child: reopens the slot and abandons the parent's copy of the
+    /// shard (never merged, never dropped: it may own copies of the parent's resources).
+    ///
+    /// # Safety
+    /// The calling thread is the only thread of the process.
+    pub(crate) unsafe fn reset_in_child(&self) {
+        self.busy.store(false, Ordering::Relaxed);
+        self.closed.store(false, Ordering::Relaxed);
+        // SAFETY: no other thread exists, so no other reference to the cell does.
+        std::mem::forget(unsafe { &mut *self.vcpu.get() }.take());
+    }
+
     /// After [`Self::close`] on every slot and one [`barrier::heavy`]: waits (up to
     /// `limit`) until the owner is outside its hook, then takes the shard. `Err(())` if
     /// the owner is still busy at the limit: the shard is then left alone.

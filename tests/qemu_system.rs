@@ -56,6 +56,15 @@ fn system_icount_check_on_four_vcpus() {
         r.describe()
     );
     assert_eq!(counts.total, counts.per_cpu.values().sum::<u64>());
+    // The long run of docs/reliability.md: a boot and the guest's loops execute billions
+    // of instructions, every one through the exec callback path (and counted inline too,
+    // with no mismatch above).
+    assert!(
+        counts.total >= 1_000_000_000,
+        "only {} instructions: the long run needs at least 10^9\n{}",
+        counts.total,
+        r.describe()
+    );
     for (cpu, n) in &counts.per_cpu {
         assert!(
             *n > GUEST_LOOP_ITERS,

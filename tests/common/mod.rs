@@ -384,20 +384,86 @@ fn plugin_args(cmd: &mut Command, plugins: &[Plugin]) {
 /// instructions libc start-up executes; with a fixed environment single-threaded runs
 /// are exactly repeatable.
 pub fn run_user(label: &str, plugins: &[Plugin], guest_name: &str, guest_args: &[&str]) -> Run {
-    let env = qemu_env();
-    let bin = guest(guest_name);
+    run_user_program(label, &[], plugins, &guest(guest_name), guest_args)
+}
+
+/// The `qemu-x86_64` command line [`run_user`] runs, for any host program, with extra
+/// QEMU options (`qemu_opts`, e.g. `-tb-size 1`) and the plugin log at `log`.
+pub fn user_command(
+    qemu_opts: &[&str],
+    plugins: &[Plugin],
+    log: &Path,
+    program: &Path,
+    args: &[&str],
+) -> Vec<std::ffi::OsString> {
+    let mut v: Vec<std::ffi::OsString> = vec![qemu_env().qemu_user.clone().into()];
+    v.extend(qemu_opts.iter().map(|s| s.into()));
+    for p in plugins {
+        v.push("-plugin".into());
+        v.push(p.option().into());
+    }
+    v.extend(["-d".into(), "plugin".into(), "-D".into(), log.into()]);
+    v.push(program.into());
+    v.extend(args.iter().map(|s| s.into()));
+    v
+}
+
+/// [`run_user`] for any host program, with extra QEMU options.
+pub fn run_user_program(
+    label: &str,
+    qemu_opts: &[&str],
+    plugins: &[Plugin],
+    program: &Path,
+    args: &[&str],
+) -> Run {
     run(label, USER_TIMEOUT, |log| {
-        let mut cmd = Command::new(&env.qemu_user);
+        let argv = user_command(qemu_opts, plugins, log, program, args);
+        let mut cmd = Command::new(&argv[0]);
         cmd.env_clear()
             .env("PATH", "/usr/bin:/bin")
             .env("LC_ALL", "C")
-            .current_dir(TARGET_TMPDIR);
-        plugin_args(&mut cmd, plugins);
-        cmd.args(["-d", "plugin", "-D"]).arg(log);
-        cmd.arg(&bin).args(guest_args);
+            .current_dir(TARGET_TMPDIR)
+            .args(&argv[1..]);
         cmd
     })
 }
+
+/// [`run_user_program`], also measuring QEMU's peak resident set size (KiB): QEMU runs
+/// as the only child of a small `python3` wrapper, which reports
+/// `getrusage(RUSAGE_CHILDREN).ru_maxrss` (the kernel's own peak-RSS accounting) on
+/// stderr after it exits.
+pub fn run_user_rss(
+    label: &str,
+    qemu_opts: &[&str],
+    plugins: &[Plugin],
+    program: &Path,
+    args: &[&str],
+) -> (Run, u64) {
+    const WRAPPER: &str = "import resource, subprocess, sys\n\
+        code = subprocess.call(sys.argv[1:])\n\
+        sys.stderr.write('peak-rss-kib=%d\\n' % resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n\
+        sys.exit(code if code >= 0 else 128 - code)\n";
+    let r = run(label, USER_TIMEOUT, |log| {
+        let mut cmd = Command::new(PYTHON3);
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .current_dir(TARGET_TMPDIR)
+            .args(["-c", WRAPPER])
+            .args(user_command(qemu_opts, plugins, log, program, args));
+        cmd
+    });
+    let kib = r
+        .stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("peak-rss-kib="))
+        .unwrap_or_else(|| panic!("the RSS wrapper printed no peak\n{}", r.describe()));
+    let kib = num(kib, "peak-rss-kib");
+    (r, kib)
+}
+
+/// The system's Python, used as a large guest program and to measure peak RSS.
+pub const PYTHON3: &str = "/usr/bin/python3";
 
 /// The guest init's last line before it powers off.
 pub const GUEST_DONE: &str = "guest: all work done";

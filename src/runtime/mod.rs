@@ -24,4 +24,6 @@ pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
 pub use vcpu::Vcpu;
 
 #[cfg(test)]
+mod process_tests;
+#[cfg(test)]
 mod tests;

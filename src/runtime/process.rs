@@ -55,7 +55,10 @@ pub(crate) fn arm<P: PerVcpu>() {
 }
 
 /// Runs in the child of every `fork`, on the forking thread, the only one left.
-unsafe extern "C" fn after_fork_child() {
+///
+/// # Safety
+/// No other thread uses the runtime while it runs (true in a fork's child).
+pub(crate) unsafe extern "C" fn after_fork_child() {
     let reset = RESET_CHILD.load(Ordering::Acquire);
     if reset.is_null() {
         return;

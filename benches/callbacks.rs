@@ -244,19 +244,29 @@ extern "C" fn raw_count(vcpu: c_uint, _udata: *mut c_void) {
     slot.store(slot.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
 }
 
-extern "C" fn raw_trans(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb) {
+/// The dispatch floor's exec callback: nothing at all. What remains of its cost is the
+/// mock calling a plugin function through a pointer, as QEMU's generated code does.
+extern "C" fn raw_empty(_vcpu: c_uint, _udata: *mut c_void) {}
+
+/// The raw plugin's translation callback: `raw_count` (or, if `EMPTY`, `raw_empty`) on
+/// every instruction.
+extern "C" fn raw_trans<const EMPTY: bool>(
+    _id: sys::qemu_plugin_id_t,
+    tb: *mut sys::qemu_plugin_tb,
+) {
+    let cb: extern "C" fn(c_uint, *mut c_void) = if EMPTY { raw_empty } else { raw_count };
     // SAFETY:
     // - `tb` is the block the host is translating, valid for this callback.
     let n = unsafe { sys::qemu_plugin_tb_n_insns(tb) };
     for i in 0..n {
         // SAFETY:
         // - as above, and `i` is below the block's instruction count; `raw_count` has the
-        //   callback signature and ignores its userdata.
+        //   callback signature and ignores its userdata (as does `raw_empty`).
         unsafe {
             let insn = sys::qemu_plugin_tb_get_insn(tb, i);
             sys::qemu_plugin_register_vcpu_insn_exec_cb(
                 insn,
-                Some(raw_count),
+                Some(cb),
                 sys::qemu_plugin_cb_flags::QEMU_PLUGIN_CB_NO_REGS,
                 std::ptr::null_mut(),
             );
@@ -264,7 +274,7 @@ extern "C" fn raw_trans(_id: sys::qemu_plugin_id_t, tb: *mut sys::qemu_plugin_tb
     }
 }
 
-unsafe extern "C" fn raw_install(
+unsafe extern "C" fn raw_install<const EMPTY: bool>(
     id: sys::qemu_plugin_id_t,
     _info: *const sys::qemu_info_t,
     _argc: c_int,
@@ -275,7 +285,7 @@ unsafe extern "C" fn raw_install(
     }
     // SAFETY:
     // - `id` is the id the host passed to this install; `raw_trans` has QEMU's signature.
-    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(raw_trans)) };
+    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(raw_trans::<EMPTY>)) };
     0
 }
 
@@ -400,7 +410,7 @@ const PATHS: [Path; 5] = [
     Path {
         name: "c",
         prepare: no_prepare,
-        install: raw_install,
+        install: raw_install::<false>,
         args: &[],
         total: raw_total,
     },
@@ -410,6 +420,21 @@ impl Path {
     fn rig(&self, threads: u32) -> Rig {
         Rig::with_install(threads, self.prepare, self.install, self.args)
     }
+}
+
+/// The mock's own dispatch cost: one thread executing blocks whose every instruction
+/// carries an empty C callback. No path that calls a plugin function per event can be
+/// cheaper than this on the same machine.
+fn floor_benches(c: &mut Criterion) {
+    let mut g = c.benchmark_group("floor");
+    timing(&mut g, 0.7, 3.0);
+    g.throughput(Throughput::Elements(1));
+    let mut rig = Rig::with_install(1, no_prepare, raw_install::<true>, &[]);
+    g.bench_function(BenchmarkId::new("c-empty", 1), |b| {
+        b.iter_custom(|iters| rig.time_events(iters))
+    });
+    rig.host.atexit();
+    g.finish();
 }
 
 fn exec_benches(c: &mut Criterion) {
@@ -571,6 +596,7 @@ fn main() {
         return profile(&name);
     }
     let mut c = Criterion::default().configure_from_args();
+    floor_benches(&mut c);
     exec_benches(&mut c);
     config_benches(&mut c);
     translate_benches(&mut c);

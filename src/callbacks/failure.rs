@@ -1,9 +1,10 @@
 //! What happens when user code fails inside a callback: one report through
 //! `qemu_plugin_outs` naming the callback (with the panic's message and location), then
-//! the plugin uninstalls itself so QEMU goes on running the guest without it.
+//! the plugin uninstalls itself so QEMU goes on running the guest without it. From the
+//! report on, the runtime's hooks call no more user code ([`stopped`]).
 
 use std::any::Any;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::panic;
 use std::sync::Once;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -15,11 +16,16 @@ use crate::sys;
 static PLUGIN_ID: AtomicU64 = AtomicU64::new(0);
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 static REPORTED: AtomicBool = AtomicBool::new(false);
+/// An uninstall that a failure in the runtime's vCPU exit hook left for a hook of a live
+/// vCPU.
+static DEFERRED: AtomicBool = AtomicBool::new(false);
 static HOOK: Once = Once::new();
 
 thread_local! {
     /// Message and location of the last panic on this thread, recorded by our panic hook.
     static LAST_PANIC: RefCell<Option<String>> = const { RefCell::new(None) };
+    /// Set while the per-vCPU runtime's vCPU exit hook runs on this thread.
+    static IN_EXIT_HOOK: Cell<bool> = const { Cell::new(false) };
 }
 
 /// Remembers the plugin id (needed to uninstall) and installs the panic hook that records
@@ -27,6 +33,7 @@ thread_local! {
 pub(crate) fn prepare(id: sys::qemu_plugin_id_t) {
     PLUGIN_ID.store(id, Ordering::Relaxed);
     REPORTED.store(false, Ordering::Relaxed);
+    DEFERRED.store(false, Ordering::Relaxed);
     HOOK.call_once(|| {
         let previous = panic::take_hook();
         panic::set_hook(Box::new(move |info| {
@@ -116,15 +123,52 @@ fn fail(hook: Hook, what: String) {
         }
     );
     let _ = panic::catch_unwind(|| crate::api::misc::outs_raw(&line));
-    if uninstall {
-        // SAFETY:
-        // - the id is the one QEMU gave us at install;
-        // - we are not inside qemu_plugin_install (checked above), the one place QEMU
-        //   forbids this call;
-        // - QEMU accepts repeated requests (a second one is ignored), and the callback is
-        //   a plain function of this object, which `host::pin_module` keeps mapped.
-        unsafe { sys::qemu_plugin_uninstall(plugin_id(), Some(uninstalled)) };
+    if uninstall && IN_EXIT_HOOK.with(Cell::get) {
+        // QEMU queues the request as safe work on the calling vCPU (`current_cpu`), and
+        // an exiting vCPU never runs it: `cpu_common_finalize` frees it unrun, and the
+        // plugin, marked as uninstalling, could not ask again. So the runtime's next hook
+        // on a live vCPU asks ([`stopped`]).
+        DEFERRED.store(true, Ordering::Relaxed);
+    } else if uninstall {
+        request_uninstall();
     }
+}
+
+/// Runs `f`, the per-vCPU runtime's vCPU exit hook (which catches every failure): an
+/// uninstall that a failure in it calls for is left to the runtime's next hook on a live
+/// vCPU ([`stopped`]).
+pub(crate) fn in_exit_hook<R>(f: impl FnOnce() -> R) -> R {
+    IN_EXIT_HOOK.with(|c| c.set(true));
+    let r = f();
+    IN_EXIT_HOOK.with(|c| c.set(false));
+    r
+}
+
+/// Whether a failure has been reported since install: the runtime's hooks then call no
+/// more user code (the plugin is on its way out; at QEMU's exit, `merge` and `on_exit`
+/// must not see a total a failed call may have left half-updated). A hook running on a
+/// live vCPU passes `on_live_vcpu`, and asks QEMU for an uninstall that a failure in a
+/// vCPU's exit hook left to it.
+#[inline]
+pub(crate) fn stopped(on_live_vcpu: bool) -> bool {
+    if !REPORTED.load(Ordering::Relaxed) {
+        return false;
+    }
+    if on_live_vcpu && DEFERRED.swap(false, Ordering::Relaxed) {
+        request_uninstall();
+    }
+    true
+}
+
+fn request_uninstall() {
+    // SAFETY:
+    // - the id is the one QEMU gave us at install;
+    // - we are not inside qemu_plugin_install, the one place QEMU forbids this call: a
+    //   failure there returns from `fail` before anything else, so neither `fail` nor
+    //   `stopped` (which needs `DEFERRED`, set only by `fail`) gets here then;
+    // - QEMU accepts repeated requests (a second one is ignored), and the callback is
+    //   a plain function of this object, which `host::pin_module` keeps mapped.
+    unsafe { sys::qemu_plugin_uninstall(plugin_id(), Some(uninstalled)) };
 }
 
 extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {}

@@ -202,6 +202,11 @@ fn on_shard_slow<P: PerVcpu>(
     let slot = rt.shards.get(index as usize);
     // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
     let cell = unsafe { slot.exec_cell() };
+    if cell.is_none() && failure::stopped(true) {
+        // No shard after a reported failure: a failing `new_shard` would otherwise run
+        // again at every event until QEMU's uninstall takes effect.
+        return;
+    }
     if cell.is_none()
         && let Err(e) = rt.create_lazily(index, cell)
     {
@@ -230,6 +235,11 @@ fn on_hook<P: PerVcpu>(
     f: impl FnOnce(&'static Runtime<P>, &mut Vcpu<P>) -> Result<()>,
 ) {
     guard(hook, (), || {
+        // A syscall may be its thread's last (`exit`): an uninstall asked for there
+        // would be lost with its vCPU. Every other hook's vCPU runs on.
+        if failure::stopped(hook != Hook::Syscall) {
+            return Ok(());
+        }
         let rt = Runtime::<P>::get()?;
         let slot = rt.shards.get(index as usize);
         let Some(entered) = slot.enter() else {
@@ -252,6 +262,10 @@ extern "C" fn vcpu_init<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
 }
 
 extern "C" fn vcpu_exit<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
+    failure::in_exit_hook(|| vcpu_exit_guarded::<P>(index))
+}
+
+fn vcpu_exit_guarded<P: PerVcpu>(index: VCPUIndex) {
     guard(Hook::VcpuExit, (), || {
         let rt = Runtime::<P>::get()?;
         let slot = rt.shards.get(index as usize);
@@ -264,8 +278,8 @@ extern "C" fn vcpu_exit<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
         let taken = unsafe { slot.entered_cell(&entered) }.take();
         drop(entered);
         match taken {
-            Some(vcpu) => rt.merge(vcpu),
-            None => Ok(()),
+            Some(vcpu) if !failure::stopped(false) => rt.merge(vcpu),
+            _ => Ok(()),
         }
     })
 }
@@ -298,6 +312,9 @@ extern "C" fn syscall<P: PerVcpu>(
     };
     on_hook::<P>(Hook::Syscall, index, |rt, v| rt.plugin.syscall(v, &call));
     guard(Hook::Execve, (), || {
+        if failure::stopped(false) {
+            return Ok(());
+        }
         process::before_syscall(Runtime::<P>::get()?, index, num, &call.args)
     })
 }
@@ -328,6 +345,9 @@ extern "C" fn discon<P: PerVcpu>(
 
 extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) {
     guard(Hook::Translate, (), || {
+        if failure::stopped(true) {
+            return Ok(());
+        }
         let rt = Runtime::<P>::get()?;
         // SAFETY: QEMU passes the block being translated, valid for this callback; the
         // handle lives in `Translation`, which does not outlive it.
@@ -344,6 +364,9 @@ extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) 
 extern "C" fn atexit<P: PerVcpu>(_id: PluginId, _userdata: *mut std::ffi::c_void) {
     guard(Hook::AtExit, (), || {
         let rt = Runtime::<P>::get()?;
+        if failure::stopped(false) {
+            return Ok(());
+        }
         finish(rt)
     })
 }
@@ -354,23 +377,16 @@ fn finish<P: PerVcpu>(rt: &'static Runtime<P>) -> Result<()> {
         slot.close();
     }
     barrier::heavy();
-    let mut first_error = None;
     for (index, slot) in rt.shards.iter() {
         match slot.take_closed(EXIT_WAIT) {
-            Ok(Some(vcpu)) => {
-                if let Err(e) = rt.merge(vcpu) {
-                    first_error.get_or_insert(e);
-                }
-            }
+            // The first failure ends it, an `Err` as a panic does: no more user code.
+            Ok(Some(vcpu)) => rt.merge(vcpu)?,
             Ok(None) => {}
             Err(()) => crate::api::misc::outs_raw(&format!(
                 "{}: vCPU {index} stayed inside a hook during exit; its shard was not merged\n",
                 crate::install::plugin_name()
             )),
         }
-    }
-    if let Some(e) = first_error {
-        return Err(e);
     }
     let total = rt
         .total()

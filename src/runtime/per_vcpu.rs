@@ -21,8 +21,11 @@ use super::vcpu::Vcpu;
 /// - [`Self::Config`] is shared by all vCPUs and may be replaced while the guest runs
 ///   ([`crate::set_config`]); each vCPU sees the new value at its next event.
 ///
-/// An `Err` or a panic in any method is reported once through `qemu_plugin_outs`, and the
-/// plugin uninstalls itself; QEMU keeps running the guest.
+/// An `Err` or a panic in any method is reported once through `qemu_plugin_outs`; after
+/// it the runtime calls no more user code (exec closures of blocks already translated
+/// excepted, until QEMU discards them), and the plugin uninstalls itself (not needed, and
+/// not done, when the failure is in `merge` or `on_exit` at QEMU's exit); QEMU keeps
+/// running the guest.
 ///
 /// Register the type with [`per_vcpu!`](crate::per_vcpu). Needs: QEMU 9.2 with
 /// `plugin-api-v4`, QEMU 10.1 with `plugin-api-v5`.

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: provisions QEMU (cached after the first run), then runs every test:
-# unit and mock-host tests under both plugin APIs, lints, and the integration tests that
-# load the example plugins into real QEMU (linux-user 10.2 and MTTCG system mode 10.0).
+# unit and mock-host tests under both plugin APIs, lints, the mock-host stress tests under
+# valgrind's race detectors, and the integration tests that load the example plugins into
+# real QEMU (linux-user 10.2 and MTTCG system mode 10.0).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
@@ -13,6 +14,9 @@ step "format and lints (plugin API v5 and v4)"
 cargo fmt --check
 cargo clippy --all-targets -- -D warnings
 cargo clippy --all-targets --no-default-features --features plugin-api-v4 -- -D warnings
+
+step "data races: mock-host stress tests under valgrind's helgrind and DRD"
+./scripts/race-check.sh
 
 step "unit and mock-host tests, plugin API v4"
 cargo test --lib --no-default-features --features plugin-api-v4

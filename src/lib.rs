@@ -67,6 +67,7 @@ compile_error!(
 
 use std::ffi::c_uint;
 
+mod annotate;
 pub mod api;
 pub mod callbacks;
 mod compat;

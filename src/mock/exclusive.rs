@@ -6,9 +6,10 @@
 //! shared, read-mostly word at block boundaries; nothing on the execution path locks.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 
+use super::sync::{Condvar, Mutex, MutexGuard};
 use super::{ctx, vcpu};
+use crate::annotate;
 
 /// Bit of [`ATTENTION`]: an exclusive section is pending or active.
 const EXCLUSIVE: u32 = 1;
@@ -29,7 +30,7 @@ static QUEUE: Mutex<Vec<Work>> = Mutex::new(Vec::new());
 pub(crate) type Work = Box<dyn FnOnce() + Send>;
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock()
 }
 
 /// A vCPU's "I am executing guest code or a callback" flag, alone on its cache line.
@@ -57,13 +58,16 @@ pub(crate) fn exec_start(flag: &RunningFlag) {
         // Dekker with `start_exclusive`: store our flag, then read theirs (both SeqCst).
         flag.0.store(true, Ordering::SeqCst);
         if ATTENTION.load(Ordering::SeqCst) & EXCLUSIVE == 0 {
+            // This SeqCst load saw the end of the last exclusive section (the store in
+            // `Exclusive::drop`): its work happens before this running section.
+            annotate::happens_after(&ATTENTION);
             ctx::set_running(true);
             return;
         }
         flag.0.store(false, Ordering::SeqCst);
         let mut g = lock(&WAIT);
         while ATTENTION.load(Ordering::SeqCst) & EXCLUSIVE != 0 {
-            g = WAIT_CV.wait(g).unwrap_or_else(PoisonError::into_inner);
+            g = WAIT_CV.wait(g);
         }
     }
 }
@@ -71,6 +75,9 @@ pub(crate) fn exec_start(flag: &RunningFlag) {
 /// Leaves the running section of the calling vCPU (`cpu_exec_end`).
 pub(crate) fn exec_end(flag: &RunningFlag) {
     ctx::set_running(false);
+    // Paired with `start_exclusive` seeing this store: the running section happens
+    // before the exclusive section.
+    annotate::happens_before(flag);
     flag.0.store(false, Ordering::SeqCst);
 }
 
@@ -108,6 +115,8 @@ pub(crate) fn start_exclusive() -> Exclusive {
         while v.running.is_running() {
             std::thread::yield_now();
         }
+        // The SeqCst load above saw `exec_end`'s store (or the flag never set).
+        annotate::happens_after(&v.running);
     }
     ctx::set_exclusive_depth(1);
     Exclusive { guard: Some(guard) }
@@ -121,6 +130,8 @@ impl Drop for Exclusive {
         }
         run_queued();
         ctx::set_exclusive_depth(0);
+        // Paired with `exec_start` seeing the bit cleared.
+        annotate::happens_before(&ATTENTION);
         ATTENTION.fetch_and(!EXCLUSIVE, Ordering::SeqCst);
         drop(lock(&WAIT));
         WAIT_CV.notify_all();

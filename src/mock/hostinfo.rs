@@ -4,7 +4,8 @@
 
 use std::ffi::CString;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::sync::{Mutex, MutexGuard};
 
 /// What `qemu_plugin_path_to_binary` and the `*_code` queries report (user mode).
 #[derive(Clone, Debug, Default)]
@@ -27,7 +28,7 @@ static TIME_NS: AtomicI64 = AtomicI64::new(0);
 pub(crate) static TIME_HANDLE: u8 = 0;
 
 fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
+    m.lock()
 }
 
 /// Sets the facts, echo, and whether the host is QEMU >= 10.2.

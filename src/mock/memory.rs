@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::ffi::CStr;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::sync::{Mutex, MutexGuard};
 
 const PAGE: u64 = 4096;
 
@@ -23,7 +24,7 @@ static SYSTEM: AtomicBool = AtomicBool::new(false);
 static PAGES: Mutex<BTreeMap<u64, Box<[u8; PAGE as usize]>>> = Mutex::new(BTreeMap::new());
 
 fn pages() -> MutexGuard<'static, BTreeMap<u64, Box<[u8; PAGE as usize]>>> {
-    PAGES.lock().unwrap_or_else(PoisonError::into_inner)
+    PAGES.lock()
 }
 
 /// Sets system (true) or user (false) mode.

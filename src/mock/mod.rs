@@ -29,6 +29,7 @@ mod hostinfo;
 mod memory;
 mod registry;
 mod scoreboard;
+mod sync;
 mod translate;
 mod vcpu;
 
@@ -45,11 +46,11 @@ pub use vcpu::RunStats;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, c_char, c_int};
-use std::sync::mpsc::channel;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 use crate::sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
 use registry::Callbacks;
+use sync::{Mutex, MutexGuard, channel};
 use vcpu::{Cmd, Reply, VcpuHandle};
 
 /// A plugin's `qemu_plugin_install`.
@@ -158,6 +159,13 @@ pub enum DisconKind {
 
 /// A linux-user thread-churn workload: `total` guest threads, at most `max_alive`
 /// at once, each one init → run `workload` → exit on its own OS thread.
+///
+/// The first `max_alive` threads (all of them if fewer) are alive together at some
+/// point: each waits before its exit until the last of them has initialised. So a churn
+/// reaches `max_alive` live vCPUs (and indexes up to `max_alive - 1`) whatever the
+/// scheduling; under valgrind, which runs one thread at a time, a short-lived thread
+/// would otherwise often be gone before the next one is created. Later threads come
+/// and go freely.
 #[derive(Clone, Debug)]
 pub struct Churn {
     /// Threads to create in total.
@@ -194,7 +202,7 @@ pub struct MockHost {
 impl MockHost {
     /// A host with `config`; blocks while another host exists in this process.
     pub fn new(config: Config) -> Self {
-        let lock = HOST_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
+        let lock = HOST_LOCK.lock();
         reset_globals();
         ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
         memory::set_system(matches!(config.mode, Mode::System { .. }));
@@ -456,6 +464,8 @@ impl MockHost {
     pub fn churn(&mut self, spec: &Churn) -> ChurnStats {
         self.assert_running();
         let w = Arc::new(spec.workload.clone());
+        let first = spec.max_alive.max(1).min(spec.total);
+        let gate = Arc::new(sync::Gate::new(first));
         let (done_tx, done_rx) = channel();
         let mut joins = std::collections::VecDeque::new();
         let (mut created, mut alive) = (0u64, 0u64);
@@ -463,7 +473,8 @@ impl MockHost {
         let mut seen = BTreeSet::new();
         while created < spec.total || alive > 0 {
             if created < spec.total && alive < spec.max_alive.max(1) {
-                joins.push_back(vcpu::spawn_churn(w.clone(), done_tx.clone()));
+                let g = (created < first).then(|| gate.clone());
+                joins.push_back(vcpu::spawn_churn(w.clone(), done_tx.clone(), g));
                 created += 1;
                 alive += 1;
                 continue;
@@ -575,7 +586,7 @@ impl MockHost {
             .iter()
             .position(|(n, _)| n.to_bytes() == name.as_bytes())?;
         let v = vcpu::get(vcpu)?;
-        let regs = v.regs.lock().unwrap_or_else(PoisonError::into_inner);
+        let regs = v.regs.lock();
         Some(regs[i].clone())
     }
 }

@@ -2,7 +2,8 @@
 //! `ctx->callbacks[ev]`): one callback per event per plugin, last registration wins.
 
 use std::ffi::{c_int, c_uint};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use super::sync::{Mutex, MutexGuard};
 
 use crate::sys::{
     qemu_plugin_id_t, qemu_plugin_simple_cb_t, qemu_plugin_udata_cb_t,
@@ -58,7 +59,7 @@ static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
 const FIRST_ID: qemu_plugin_id_t = 0x5150_1000;
 
 fn reg() -> MutexGuard<'static, Registry> {
-    REGISTRY.lock().unwrap_or_else(PoisonError::into_inner)
+    REGISTRY.lock()
 }
 
 /// Adds a plugin context and returns its id.

@@ -3,9 +3,10 @@
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::sync::atomic::{AtomicPtr, AtomicU32, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use super::sync::{Mutex, MutexGuard};
 use super::{exclusive, translate};
+use crate::annotate;
 
 /// QEMU's initial `scoreboard_alloc_size` (`plugin_init`: "avoid frequent reallocation").
 pub(crate) const INITIAL_CAPACITY: usize = 16;
@@ -38,7 +39,7 @@ static CAPACITY: AtomicUsize = AtomicUsize::new(INITIAL_CAPACITY);
 static NUM_VCPUS: AtomicU32 = AtomicU32::new(0);
 
 fn boards() -> MutexGuard<'static, Vec<BoardPtr>> {
-    BOARDS.lock().unwrap_or_else(PoisonError::into_inner)
+    BOARDS.lock()
 }
 
 fn layout(elem_size: usize, entries: usize) -> Layout {
@@ -173,6 +174,11 @@ pub(crate) fn vcpu_init(index: u32) {
 
 /// Frees every board and restores the initial capacity (host teardown).
 pub(crate) fn reset() {
+    // Atomics read by any vCPU at its init (QEMU reads them under `plugin.lock`): their
+    // accesses race by design; the buffers they describe change only in exclusive
+    // sections, which is what orders their users.
+    annotate::atomic_only(&CAPACITY);
+    annotate::atomic_only(&NUM_VCPUS);
     let ptrs: Vec<*mut Scoreboard> = boards().iter().map(|b| b.0).collect();
     for p in ptrs {
         free(p);

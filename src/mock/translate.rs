@@ -3,11 +3,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::ptr::NonNull;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::block::{Block, InsnData};
 use super::exec::{ExecInsn, ExecTb, MemOp, Op, ProgramBuilder};
+use super::sync::{Mutex, MutexGuard};
 use super::{ctx, memory, registry};
 use crate::sys::qemu_plugin_tb;
 
@@ -126,7 +127,7 @@ static GENERATION: AtomicU64 = AtomicU64::new(0);
 static TRANSLATIONS: AtomicU64 = AtomicU64::new(0);
 
 fn tbs() -> MutexGuard<'static, BTreeMap<u64, Arc<ExecTb>>> {
-    TBS.lock().unwrap_or_else(PoisonError::into_inner)
+    TBS.lock()
 }
 
 /// Translates `block` on the calling thread, running every plugin's `tb_trans`
@@ -159,8 +160,7 @@ pub(crate) fn get_or_translate(block: &Arc<Block>) -> Arc<ExecTb> {
     if let Some(tb) = tbs().get(&block.id) {
         return tb.clone();
     }
-    let _mmap =
-        (!memory::is_system()).then(|| MMAP_LOCK.lock().unwrap_or_else(PoisonError::into_inner));
+    let _mmap = (!memory::is_system()).then(|| MMAP_LOCK.lock());
     if let Some(tb) = tbs().get(&block.id) {
         return tb.clone();
     }

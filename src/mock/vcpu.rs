@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::ffi::c_int;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{Receiver, Sender, channel};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 
 use super::block::{Block, Workload};
 use super::exclusive::{self, RunningFlag};
 use super::registry::Callbacks;
+use super::sync::{Gate, Mutex, MutexGuard, Receiver, Sender, channel};
 use super::translate::{LocalCache, TbSummary};
 use super::{ctx, exec, memory, registry, scoreboard};
+use crate::annotate;
 use crate::sys::qemu_plugin_vcpu_simple_cb_t;
 
 /// State of one vCPU that other threads may look at.
@@ -32,7 +33,12 @@ pub(crate) struct VcpuShared {
 impl VcpuShared {
     /// Whether the vCPU finished its plugin init (it is in QEMU's `cpu_ht`).
     pub(crate) fn is_initialised(&self) -> bool {
-        self.initialised.load(Ordering::Acquire)
+        let done = self.initialised.load(Ordering::Acquire);
+        if done {
+            // This acquire load saw the release store in `Vcpu::init`.
+            annotate::happens_after(&self.initialised);
+        }
+        done
     }
 }
 
@@ -40,8 +46,13 @@ impl VcpuShared {
 static LIVE: Mutex<BTreeMap<u32, Arc<VcpuShared>>> = Mutex::new(BTreeMap::new());
 
 fn live() -> MutexGuard<'static, BTreeMap<u32, Arc<VcpuShared>>> {
-    LIVE.lock().unwrap_or_else(PoisonError::into_inner)
+    LIVE.lock()
 }
+
+/// Linux-user's `clone_lock`: `TARGET_NR_exit` holds it while it unrealizes the exiting
+/// thread's CPU (exit callbacks, then removal from the CPU list), so in user mode exit
+/// callbacks of different threads never overlap.
+static CLONE_LOCK: Mutex<()> = Mutex::new(());
 
 /// Every live vCPU, for the exclusive protocol.
 pub(crate) fn live_snapshot() -> Vec<Arc<VcpuShared>> {
@@ -153,13 +164,16 @@ impl Vcpu {
     /// `qemu_plugin_vcpu_init__async`: num_vcpus, scoreboard growth, init callbacks.
     fn init(&self) {
         scoreboard::vcpu_init(self.shared.index);
+        annotate::happens_before(&self.shared.initialised);
         self.shared.initialised.store(true, Ordering::Release);
         self.dispatch_simple(|c| c.vcpu_init);
         exclusive::drain();
     }
 
-    /// `qemu_plugin_vcpu_exit_hook`: exit callbacks, then the index is released.
+    /// `qemu_plugin_vcpu_exit_hook`: exit callbacks, then the index is released; in user
+    /// mode both under [`CLONE_LOCK`], as `TARGET_NR_exit` does.
     fn exit(self) {
+        let _clone = (!memory::is_system()).then(|| CLONE_LOCK.lock());
         self.dispatch_simple(|c| c.vcpu_exit);
         exclusive::drain();
         live().remove(&self.shared.index);
@@ -359,8 +373,13 @@ impl VcpuHandle {
 }
 
 /// Starts an autonomous linux-user thread: init, run `w`, exit; then reports
-/// `(index, stats)` on `done`.
-pub(crate) fn spawn_churn(w: Arc<Workload>, done: Sender<(u32, RunStats)>) -> JoinHandle<()> {
+/// `(index, stats)` on `done`. With a `gate`, it arrives there once initialised and
+/// waits for the gate to open before it exits.
+pub(crate) fn spawn_churn(
+    w: Arc<Workload>,
+    done: Sender<(u32, RunStats)>,
+    gate: Option<Arc<Gate>>,
+) -> JoinHandle<()> {
     let shared = register(None);
     std::thread::Builder::new()
         .name(format!("mock-user-{}", shared.index))
@@ -368,8 +387,14 @@ pub(crate) fn spawn_churn(w: Arc<Workload>, done: Sender<(u32, RunStats)>) -> Jo
             let index = shared.index;
             let mut v = Vcpu::new(shared);
             v.init();
+            if let Some(g) = &gate {
+                g.arrive();
+            }
             let stats = v.run(&w);
             exclusive::drain();
+            if let Some(g) = &gate {
+                g.wait();
+            }
             v.exit();
             let _ = done.send((index, stats));
         })

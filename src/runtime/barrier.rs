@@ -13,6 +13,8 @@ use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
+use crate::annotate;
+
 const UNSET: u8 = 0;
 const FENCES: u8 = 1;
 const PRIVATE: u8 = 2;
@@ -68,6 +70,9 @@ fn choose() {
 /// Chooses the mechanism, off the install path: until the choice is made `MODE` reads
 /// `UNSET`, which makes hooks use full fences, so they are ordered either way.
 pub(crate) fn init() {
+    // `MODE` is an atomic read by hooks on any thread while the registration thread may
+    // store it; what orders those uses is argued above and in `heavy`, not a lock.
+    annotate::atomic_only(&MODE);
     if MODE.load(Ordering::Relaxed) != UNSET {
         return;
     }

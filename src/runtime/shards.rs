@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use crate::annotate;
+
 /// Enough segments for any `u32` vCPU index with `base >= 1`.
 const SEGMENTS: usize = 33;
 
@@ -89,6 +91,10 @@ impl<T: Default> Shards<T> {
                 .map(|_| CachePadded::new(T::default()))
                 .collect();
             let fresh = Box::into_raw(fresh).cast::<CachePadded<T>>();
+            // The release half of the compare-and-swap below: the slots' initialisation
+            // happens before any use through the published pointer. (Issued before we
+            // know whether we win; a loser's annotation only adds an ordering.)
+            annotate::happens_before(seg);
             match seg.compare_exchange(
                 std::ptr::null_mut(),
                 fresh,
@@ -105,6 +111,8 @@ impl<T: Default> Shards<T> {
                 }
             }
         }
+        // The acquire half: the load or the compare-and-swap above saw the publication.
+        annotate::happens_after(seg);
         // SAFETY: `ptr` is segment `loc.segment`, installed once with exactly `loc.len`
         // initialised slots and never freed or moved before `self` drops; `offset < len`.
         unsafe { &*ptr.add(loc.offset) }
@@ -118,6 +126,8 @@ impl<T: Default> Shards<T> {
             let len = if ptr.is_null() {
                 0
             } else {
+                // This acquire load saw the segment's publication in `get_in_segment`.
+                annotate::happens_after(&self.rest[k]);
                 self.base << (k - 1)
             };
             let start = self.base << (k - 1);

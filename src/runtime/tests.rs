@@ -146,11 +146,27 @@ fn install(host: &mut MockHost, args: &[&str]) -> i32 {
     host.install(crate::install::qemu_plugin_install, args)
 }
 
-/// 1,000,000 instructions per vCPU: 10-insn blocks × 50,000 plus 25-insn blocks × 20,000.
+/// `n` times `QEMU_PLUGIN_STRESS_SCALE` (a number in (0, 1], default 1), at least 1: the
+/// stress tests' event and vCPU counts, shrunk to fit under valgrind (scripts/race-check.sh)
+/// while keeping their threads, config swaps, exits, index reuse and segment growth.
+fn scaled(n: u64) -> u64 {
+    let scale = match std::env::var("QEMU_PLUGIN_STRESS_SCALE") {
+        Ok(s) => s
+            .parse::<f64>()
+            .ok()
+            .filter(|x| *x > 0.0 && *x <= 1.0)
+            .unwrap_or_else(|| panic!("QEMU_PLUGIN_STRESS_SCALE={s}: expected a number in (0, 1]")),
+        Err(_) => 1.0,
+    };
+    ((n as f64 * scale).round() as u64).max(1)
+}
+
+/// 1,000,000 instructions per vCPU (scaled): 10-insn blocks × 50,000 plus 25-insn blocks
+/// × 20,000.
 fn million() -> Workload {
     Workload::new()
-        .step(Block::synthetic(0x1000, 10), 50_000)
-        .step(Block::synthetic(0x2000, 25), 20_000)
+        .step(Block::synthetic(0x1000, 10), scaled(50_000))
+        .step(Block::synthetic(0x2000, 25), scaled(20_000))
 }
 
 fn by_index(totals: &[Merged]) -> BTreeMap<VCPUIndex, Vec<&Merged>> {
@@ -172,10 +188,11 @@ fn eight_vcpus_millions_of_events_with_a_config_swap() {
         "one shard per vCPU, created at init"
     );
     let w = million();
-    assert_eq!(w.insns_per_vcpu(), 1_000_000);
-    assert_eq!(host.run(&w).insns, 8_000_000);
+    let per = w.insns_per_vcpu();
+    assert_eq!(per, 10 * scaled(50_000) + 25 * scaled(20_000));
+    assert_eq!(host.run(&w).insns, 8 * per);
     runtime::set_config::<Counter>(3).unwrap();
-    assert_eq!(host.run(&w).insns, 8_000_000);
+    assert_eq!(host.run(&w).insns, 8 * per);
     host.atexit();
     let totals = take_totals().expect("on_exit ran");
     assert_eq!(totals.len(), 8);
@@ -185,11 +202,11 @@ fn eight_vcpus_millions_of_events_with_a_config_swap() {
         "no shard created lazily"
     );
     for t in &totals {
-        assert_eq!(t.events, 2_000_000, "vCPU {}", t.index);
-        assert_eq!(t.inline, 2_000_000, "inline count of vCPU {}", t.index);
+        assert_eq!(t.events, 2 * per, "vCPU {}", t.index);
+        assert_eq!(t.inline, 2 * per, "inline count of vCPU {}", t.index);
         assert_eq!(
             t.weighted,
-            1_000_000 + 3 * 1_000_000,
+            per + 3 * per,
             "vCPU {} saw weight 1 then 3",
             t.index
         );
@@ -214,7 +231,12 @@ fn config_swapped_while_vcpus_run_is_seen_by_every_vcpu() {
     host.atexit();
     let totals = take_totals().unwrap();
     for t in &totals {
-        assert_eq!(t.events, 1_000_010, "no event lost on vCPU {}", t.index);
+        assert_eq!(
+            t.events,
+            w.insns_per_vcpu() + 10,
+            "no event lost on vCPU {}",
+            t.index
+        );
         assert_eq!(
             t.last_config, 2,
             "vCPU {} saw the new config at its next event",
@@ -272,26 +294,28 @@ fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
     let mut host = MockHost::user();
     assert_eq!(install(&mut host, &["inline=on"]), 0);
     let w = Workload::new().step(Block::synthetic(0x1000, 5), 10);
+    // At least 64, so that the first 64 alive at once take indexes past the first segment.
+    let n = scaled(10_000).max(64);
     let stats = host.churn(&Churn {
-        total: 10_000,
+        total: n,
         max_alive: 64,
         workload: w.clone(),
     });
-    assert_eq!(stats.vcpus, 10_000);
+    assert_eq!(stats.vcpus, n);
     assert!(
         stats.max_index >= 16,
         "grew past the first segment (16 slots)"
     );
     host.atexit();
     let totals = take_totals().unwrap();
-    assert_eq!(totals.len(), 10_000, "every shard merged once");
+    assert_eq!(totals.len() as u64, n, "every shard merged once");
     assert_eq!(
         totals.iter().map(|m| m.events).sum::<u64>(),
-        10_000 * w.insns_per_vcpu()
+        n * w.insns_per_vcpu()
     );
     assert_eq!(
         totals.iter().map(|m| m.inline).sum::<u64>(),
-        10_000 * w.insns_per_vcpu()
+        n * w.insns_per_vcpu()
     );
     assert!(totals.iter().all(|m| m.events == w.insns_per_vcpu()));
     let slots = runtime::allocated_slots::<Counter>().unwrap();
@@ -329,7 +353,8 @@ fn a_panic_on_one_vcpu_is_reported_once_and_uninstalls_the_plugin() {
     let w = million();
     let stats = host.run(&w);
     assert_eq!(
-        stats.insns, 4_000_000,
+        stats.insns,
+        4 * w.insns_per_vcpu(),
         "every vCPU ran its workload to the end"
     );
     assert!(host.is_uninstalled(id));

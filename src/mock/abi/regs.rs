@@ -56,11 +56,7 @@ pub unsafe extern "C" fn qemu_plugin_read_register(
         let (Some(v), Some(i)) = (vcpu::current(), reg_index(reg)) else {
             return -1;
         };
-        let bytes = v
-            .regs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)[i]
-            .clone();
+        let bytes = v.regs.lock()[i].clone();
         // SAFETY:
         // - `buf` is a live GByteArray (caller); `bytes` is a separate Vec.
         unsafe { glib::g_byte_array_append(buf, bytes.as_ptr(), bytes.len() as u32) };
@@ -93,10 +89,7 @@ pub unsafe extern "C" fn qemu_plugin_write_register(
         let (Some(v), Some(i)) = (vcpu::current(), reg_index(reg)) else {
             return -1;
         };
-        let mut regs = v
-            .regs
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut regs = v.regs.lock();
         let size = regs[i].len();
         let k = n.min(size);
         // SAFETY:

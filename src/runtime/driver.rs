@@ -449,9 +449,11 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
 ///
 /// Returns [`Error::RuntimeNotInstalled`] if `P` is not the installed plugin.
 pub fn set_config<P: PerVcpu>(config: P::Config) -> Result<()> {
-    Runtime::<P>::get_checked()?
-        .config
-        .store(std::sync::Arc::new(config));
+    let config = std::sync::Arc::new(config);
+    // arc_swap publishes the new value with atomics race detectors cannot see; tell them
+    // (matched in `Vcpu::config`; nothing in a normal build).
+    crate::annotate::happens_before(&*config);
+    Runtime::<P>::get_checked()?.config.store(config);
     Ok(())
 }
 

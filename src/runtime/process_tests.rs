@@ -120,7 +120,11 @@ fn a_forked_child_starts_from_zero_and_never_drops_the_parents_shards() {
     // runtime meanwhile.
     // SAFETY: see above.
     unsafe { super::process::after_fork_child() };
-    assert_eq!(DROPPED.load(Ordering::Relaxed), 0, "parent shards abandoned");
+    assert_eq!(
+        DROPPED.load(Ordering::Relaxed),
+        0,
+        "parent shards abandoned"
+    );
     // Both vCPUs run on in the "child": fresh shards, inline counters from zero.
     host.run(&workload(7));
     host.atexit();

@@ -42,7 +42,10 @@ impl<P: PerVcpu> Vcpu<P> {
     /// value replaced by [`crate::set_config`] is seen at the next call.
     #[inline]
     pub fn config(&mut self) -> &P::Config {
-        self.config.load()
+        let config: &P::Config = self.config.load();
+        // Pairs with the annotation in `set_config` (nothing in a normal build).
+        crate::annotate::happens_after(config);
+        config
     }
 
     /// This vCPU's value of an inline counter.

@@ -170,10 +170,11 @@ impl<P: PerVcpu> Runtime<P> {
 
 /// Runs `f` on vCPU `index`'s shard of `rt` from an exec-time callback (block,
 /// instruction, memory), creating the shard first if this vCPU has none yet. No lock, no
-/// atomic read-modify-write.
+/// atomic read-modify-write. A panic in `f` is caught and reported as `Hook::Exec`'s.
 ///
 /// Only the common case is inlined into the trampoline (index in the first segment, shard
-/// present); everything else is in the cold [`on_shard_slow`], so the hot path needs no
+/// present); everything else is in the cold [`on_shard_slow`], which catches its own
+/// panics and so cannot unwind: the trampoline reaches it by a tail jump and needs no
 /// stack frame.
 #[inline(always)]
 pub(crate) fn on_shard<P: PerVcpu>(
@@ -185,36 +186,45 @@ pub(crate) fn on_shard<P: PerVcpu>(
         // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread
         // (see `Slot::exec_cell`).
         if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
-            return f(vcpu);
+            return guard(Hook::Exec, (), || {
+                f(vcpu);
+                Ok(())
+            });
         }
     }
     on_shard_slow(rt, index, f)
 }
 
 /// The rest of [`on_shard`]: a vCPU index past the first segment, or a shard to create.
+///
+/// `extern "C"` only to tell the compiler that nothing unwinds out of it (its `guard`
+/// catches every panic), so that the trampoline can jump to it instead of calling it
+/// under a landing pad; it is never called from C.
 #[cold]
 #[inline(never)]
-fn on_shard_slow<P: PerVcpu>(
+#[allow(improper_ctypes_definitions)]
+extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
     rt: &'static Runtime<P>,
     index: VCPUIndex,
-    f: impl FnOnce(&mut Vcpu<P>),
+    f: F,
 ) {
-    let slot = rt.shards.get(index as usize);
-    // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
-    let cell = unsafe { slot.exec_cell() };
-    if cell.is_none() && failure::stopped(true) {
-        // No shard after a reported failure: a failing `new_shard` would otherwise run
-        // again at every event until QEMU's uninstall takes effect.
-        return;
-    }
-    if cell.is_none()
-        && let Err(e) = rt.create_lazily(index, cell)
-    {
-        return failure::error(Hook::Exec, &e);
-    }
-    if let Some(vcpu) = cell.as_mut() {
-        f(vcpu)
-    }
+    guard(Hook::Exec, (), || {
+        let slot = rt.shards.get(index as usize);
+        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
+        let cell = unsafe { slot.exec_cell() };
+        if cell.is_none() {
+            // No shard after a reported failure: a failing `new_shard` would otherwise
+            // run again at every event until QEMU's uninstall takes effect.
+            if failure::stopped(true) {
+                return Ok(());
+            }
+            rt.create_lazily(index, cell)?;
+        }
+        if let Some(vcpu) = cell.as_mut() {
+            f(vcpu)
+        }
+        Ok(())
+    })
 }
 
 /// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it

@@ -16,7 +16,6 @@ use super::vcpu::Vcpu;
 use crate::VCPUIndex;
 use crate::callbacks::exec::Udata;
 use crate::callbacks::stash::stash;
-use crate::callbacks::trampoline::{Hook, guard};
 
 /// A closure stored with the runtime it runs in.
 struct Bound<P: PerVcpu, F> {
@@ -75,8 +74,5 @@ where
     // SAFETY: QEMU passes back the userdata `shard_udata::<P, F>` registered with this
     // very trampoline.
     let (rt, f) = unsafe { unpack::<P, F>(userdata) };
-    guard(Hook::Exec, (), || {
-        on_shard(rt, index, f);
-        Ok(())
-    })
+    on_shard(rt, index, f)
 }

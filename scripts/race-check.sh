@@ -4,7 +4,7 @@
 #
 # The tests run at a reduced size (QEMU_PLUGIN_STRESS_SCALE, default 0.02 here) that
 # keeps what they exercise: 8 vCPU threads and a config swap; a vCPU exit and its index
-# reused; thread churn with 64 vCPUs alive at once, growing the shard array past its
+# reused; thread churn with 80 vCPUs alive at once, growing the shard array past its
 # first segment, then exits and index reuse; syscall, idle and resume hooks; and 8
 # threads growing the shard array at once with nothing else between them.
 #

@@ -14,7 +14,7 @@ use thread_local::ThreadLocal;
 use super::barrier;
 use super::per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 use super::process;
-use super::shards::Shards;
+use super::shards::{First, Shards};
 use super::slot::Slot;
 use super::translate::{Scratch, Translation};
 use super::vcpu::Vcpu;
@@ -25,8 +25,6 @@ use crate::error::{Error, Result};
 use crate::handles::tb::TranslationBlock;
 use crate::{Args, Info, PluginId, VCPUIndex, sys};
 
-/// In user mode the first segment holds this many vCPUs; more are added as needed.
-const USER_MODE_FIRST_SEGMENT: usize = 16;
 /// How long atexit waits for a vCPU thread to leave a hook before leaving its shard alone.
 const EXIT_WAIT: Duration = Duration::from_secs(2);
 
@@ -54,6 +52,15 @@ static RUNTIME: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
 static RUNTIME_TYPE: Mutex<Option<TypeId>> = Mutex::new(None);
 
 impl<P: PerVcpu> Runtime<P> {
+    /// The runtime that owns segment 0 `first` of its shard array.
+    #[inline]
+    pub(crate) fn of_first(first: &'static First<Slot<P>>) -> &'static Self {
+        // SAFETY: `install` sets the owner of its runtime's segment 0 to that leaked,
+        // never-freed `Runtime<P>` before it registers any hook, so before any userdata
+        // carrying `first` exists.
+        unsafe { &*first.owner().cast::<Self>() }
+    }
+
     /// The installed runtime, for a hook that only the install of `P` registered.
     #[inline(always)]
     pub(crate) fn get() -> Result<&'static Self> {
@@ -168,21 +175,22 @@ impl<P: PerVcpu> Runtime<P> {
     }
 }
 
-/// Runs `f` on vCPU `index`'s shard of `rt` from an exec-time callback (block,
-/// instruction, memory), creating the shard first if this vCPU has none yet. No lock, no
-/// atomic read-modify-write. A panic in `f` is caught and reported as `Hook::Exec`'s.
+/// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
+/// memory), given segment 0 of the runtime's shard array, creating the shard first if
+/// this vCPU has none yet. No lock, no atomic read-modify-write. A panic in `f` is caught
+/// and reported as `Hook::Exec`'s.
 ///
-/// Only the common case is inlined into the trampoline (index in the first segment, shard
-/// present); everything else is in the cold [`on_shard_slow`], which catches its own
-/// panics and so cannot unwind: the trampoline reaches it by a tail jump and needs no
-/// stack frame.
+/// Only the common case is inlined into the trampoline (index below
+/// [`FIRST`](super::shards::FIRST), a constant; shard present); everything else is in the
+/// cold [`on_shard_slow`], which catches its own panics and so cannot unwind: the
+/// trampoline reaches it by a tail jump and needs no stack frame.
 #[inline(always)]
 pub(crate) fn on_shard<P: PerVcpu>(
-    rt: &'static Runtime<P>,
+    first: &'static First<Slot<P>>,
     index: VCPUIndex,
     f: impl FnOnce(&mut Vcpu<P>),
 ) {
-    if let Some(slot) = rt.shards.get_first(index as usize) {
+    if let Some(slot) = first.get(index as usize) {
         // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread
         // (see `Slot::exec_cell`).
         if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
@@ -192,10 +200,10 @@ pub(crate) fn on_shard<P: PerVcpu>(
             });
         }
     }
-    on_shard_slow(rt, index, f)
+    on_shard_slow(first, index, f)
 }
 
-/// The rest of [`on_shard`]: a vCPU index past the first segment, or a shard to create.
+/// The rest of [`on_shard`]: a vCPU index past segment 0, or a shard to create.
 ///
 /// `extern "C"` only to tell the compiler that nothing unwinds out of it (its `guard`
 /// catches every panic), so that the trampoline can jump to it instead of calling it
@@ -204,11 +212,12 @@ pub(crate) fn on_shard<P: PerVcpu>(
 #[inline(never)]
 #[allow(improper_ctypes_definitions)]
 extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
-    rt: &'static Runtime<P>,
+    first: &'static First<Slot<P>>,
     index: VCPUIndex,
     f: F,
 ) {
     guard(Hook::Exec, (), || {
+        let rt = Runtime::of_first(first);
         let slot = rt.shards.get(index as usize);
         // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
         let cell = unsafe { slot.exec_cell() };
@@ -232,7 +241,7 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
 #[inline(always)]
 pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
     match Runtime::<P>::get() {
-        Ok(rt) => on_shard(rt, index, f),
+        Ok(rt) => on_shard(rt.shards.first(), index, f),
         Err(e) => failure::error(Hook::Exec, &e),
     }
 }
@@ -414,19 +423,16 @@ fn finish<P: PerVcpu>(rt: &'static Runtime<P>) -> Result<()> {
 pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()> {
     barrier::init();
     let (plugin, config) = P::new(args, info)?;
-    let first = match &info.system {
-        Some(s) => usize::try_from(s.max_vcpus.max(s.smp_vcpus).max(1)).unwrap_or(1),
-        None => USER_MODE_FIRST_SEGMENT,
-    };
     let rt: &'static Runtime<P> = Box::leak(Box::new(Runtime {
         plugin,
         config: ArcSwap::from_pointee(config),
-        shards: Shards::new(first),
+        shards: Shards::new(),
         total: AtomicPtr::new(new_total::<P::Total>()),
         live: AtomicUsize::new(0),
         exec_syscalls: process::exec_syscalls(info),
         scratch: ThreadLocal::new(),
     }));
+    rt.shards.set_owner((rt as *const Runtime<P>).cast());
     *RUNTIME_TYPE.lock().unwrap_or_else(PoisonError::into_inner) = Some(TypeId::of::<P>());
     RUNTIME.store(
         (rt as *const Runtime<P>).cast_mut().cast(),

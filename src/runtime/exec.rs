@@ -1,40 +1,45 @@
 //! The exec-time trampoline of the per-vCPU runtime: what QEMU calls for a block or an
 //! instruction closure registered through [`Translation`](super::Translation).
 //!
-//! The userdata QEMU hands back carries the runtime itself, so the hot path needs no
-//! global: for a closure that captures nothing (a zero-sized type) the userdata *is* the
-//! leaked `Runtime<P>`; otherwise it is a stashed `Bound { rt, f }`, freed at the next
-//! flush like every exec closure. The hot path is then [`on_shard`]'s: slot address (one
-//! bounds check), `Option` check, the closure; the rest is in a cold function.
+//! The userdata QEMU hands back carries segment 0 of the runtime's shard array (whose
+//! owner is the runtime), so the hot path needs no global: for a closure that captures
+//! nothing (a zero-sized type) the userdata *is* that segment; otherwise it is a stashed
+//! `Bound { first, f }`, freed at the next flush like every exec closure. The hot path is
+//! then [`on_shard`]'s: slot address (a bounds check against a constant), `Option` check,
+//! the closure; the rest is in a cold function.
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
 use super::driver::{Runtime, on_shard};
 use super::per_vcpu::PerVcpu;
+use super::shards::First;
+use super::slot::Slot;
 use super::vcpu::Vcpu;
 use crate::VCPUIndex;
 use crate::callbacks::exec::Udata;
 use crate::callbacks::stash::stash;
 
-/// A closure stored with the runtime it runs in.
+/// A closure stored with the shard array it runs on.
 struct Bound<P: PerVcpu, F> {
-    rt: &'static Runtime<P>,
+    first: &'static First<Slot<P>>,
     f: F,
 }
 
-/// Pairs `f` (and `rt`) with [`shard_exec`], without allocating when `f` is zero-sized.
+/// Pairs `f` (and `rt`'s shards) with [`shard_exec`], without allocating when `f` is
+/// zero-sized.
 pub(crate) fn shard_udata<P, F>(rt: &'static Runtime<P>, f: F) -> Udata
 where
     P: PerVcpu,
     F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
 {
+    let first = rt.shards.first();
     let userdata = if size_of::<F>() == 0 {
         // A zero-sized closure has no state to keep (and no drop glue that matters).
         std::mem::forget(f);
-        (rt as *const Runtime<P>).cast_mut().cast::<c_void>()
+        (first as *const First<Slot<P>>).cast_mut().cast::<c_void>()
     } else {
-        stash(Bound { rt, f })
+        stash(Bound { first, f })
     };
     Udata {
         cb: Some(shard_exec::<P, F>),
@@ -42,18 +47,18 @@ where
     }
 }
 
-/// Recovers the runtime and the closure from `userdata`.
+/// Recovers segment 0 and the closure from `userdata`.
 ///
 /// # Safety
 /// `userdata` was produced by `shard_udata::<P, F>` and (if boxed) not freed yet.
 #[inline(always)]
-unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static Runtime<P>, &'u F) {
+unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static First<Slot<P>>, &'u F) {
     if size_of::<F>() == 0 {
-        // SAFETY: for a zero-sized `F`, `shard_udata` passed the leaked runtime, and any
-        // well-aligned non-null pointer is a valid `&F`.
+        // SAFETY: for a zero-sized `F`, `shard_udata` passed segment 0 of a leaked,
+        // never-freed runtime, and any well-aligned non-null pointer is a valid `&F`.
         unsafe {
             (
-                &*userdata.cast::<Runtime<P>>(),
+                &*userdata.cast::<First<Slot<P>>>(),
                 NonNull::<F>::dangling().as_ref(),
             )
         }
@@ -61,7 +66,7 @@ unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static Runtime<
         // SAFETY: otherwise it passed a stashed `Bound<P, F>`, alive until the next flush,
         // and no block that could call us survives a flush.
         let b = unsafe { &*userdata.cast::<Bound<P, F>>() };
-        (b.rt, &b.f)
+        (b.first, &b.f)
     }
 }
 
@@ -73,6 +78,6 @@ where
 {
     // SAFETY: QEMU passes back the userdata `shard_udata::<P, F>` registered with this
     // very trampoline.
-    let (rt, f) = unsafe { unpack::<P, F>(userdata) };
-    on_shard(rt, index, f)
+    let (first, f) = unsafe { unpack::<P, F>(userdata) };
+    on_shard(first, index, f)
 }

@@ -1,17 +1,23 @@
 //! The fixed, never-moving array of cache-padded per-vCPU slots, indexed by vCPU index.
 //!
-//! Segment 0 holds `base` slots (system mode: the machine's maximum vCPUs) and is
-//! allocated up front. Indexes past it (user mode, where every guest thread is a vCPU
-//! and indexes have no fixed bound) land in further segments: segment `k >= 1` holds
-//! `base << (k - 1)` slots, is allocated on first use, installed once by compare-and-swap
-//! (the loser frees its own allocation), and never moves. A reference to a slot is
-//! therefore valid for the life of the array, whatever other vCPUs do.
+//! Segment 0 ([`First`]) holds [`FIRST`] slots, a compile-time count, in one allocation
+//! made up front, followed by a pointer to its owner: the exec hot path gets a
+//! `&First` from QEMU's userdata and reaches slot `i < FIRST` with a bounds check against a
+//! constant and no load. Indexes past it (user mode, where every guest thread is a vCPU
+//! and indexes have no fixed bound, or a system-mode machine of more than [`FIRST`]
+//! vCPUs) land in further segments: segment `k >= 1` holds `FIRST << (k - 1)` slots, is
+//! allocated on first use, installed once by compare-and-swap (the loser frees its own
+//! allocation), and never moves. A reference to a slot is therefore valid for the life of
+//! the array, whatever other vCPUs do.
 
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crossbeam_utils::CachePadded;
 
 use crate::annotate;
+
+/// Slots in segment 0.
+pub(crate) const FIRST: usize = 64;
 
 /// Enough segments for any `u32` vCPU index with `base >= 1`.
 const SEGMENTS: usize = 33;
@@ -46,44 +52,78 @@ impl Location {
     }
 }
 
+/// Segment 0: the first [`FIRST`] slots, then the owner's address on a line of its own.
+#[repr(C)]
+pub(crate) struct First<T> {
+    slots: [CachePadded<T>; FIRST],
+    owner: AtomicPtr<()>,
+}
+
+impl<T> First<T> {
+    /// The slot for `index` if it is below [`FIRST`].
+    #[inline(always)]
+    pub(crate) fn get(&self, index: usize) -> Option<&T> {
+        self.slots.get(index).map(|s| &**s)
+    }
+
+    /// What [`Shards::set_owner`] stored (null before).
+    #[inline]
+    pub(crate) fn owner(&self) -> *const () {
+        self.owner.load(Ordering::Acquire)
+    }
+}
+
 /// Per-vCPU slots of `T`, each on its own cache line.
 pub(crate) struct Shards<T> {
-    base: usize,
-    first: Box<[CachePadded<T>]>,
+    first: Box<First<T>>,
     rest: [AtomicPtr<CachePadded<T>>; SEGMENTS],
 }
 
 impl<T: Default> Shards<T> {
-    /// An array whose first segment holds `base` slots (at least 1).
-    pub(crate) fn new(base: usize) -> Self {
-        let base = base.max(1);
+    /// An array of [`FIRST`] slots, growing on demand.
+    pub(crate) fn new() -> Self {
+        let mut first = Box::<First<T>>::new_uninit();
+        let p = first.as_mut_ptr();
+        // Built in place: segment 0 can be large (FIRST times the plugin's shard), too
+        // large for a temporary on the stack of a QEMU thread.
+        for i in 0..FIRST {
+            // SAFETY: `p` is a live, exclusively owned allocation of a `First<T>`; the
+            // place projection writes slot `i` without reading or referencing the rest.
+            unsafe { (&raw mut (*p).slots[i]).write(CachePadded::new(T::default())) };
+        }
+        // SAFETY: as above, for the owner field.
+        unsafe { (&raw mut (*p).owner).write(AtomicPtr::new(std::ptr::null_mut())) };
         Self {
-            base,
-            first: (0..base).map(|_| CachePadded::new(T::default())).collect(),
+            // SAFETY: every field was written just above.
+            first: unsafe { first.assume_init() },
             rest: std::array::from_fn(|_| AtomicPtr::new(std::ptr::null_mut())),
         }
+    }
+
+    /// Segment 0, whose address never changes while `self` lives.
+    #[inline(always)]
+    pub(crate) fn first(&self) -> &First<T> {
+        &self.first
+    }
+
+    /// Records `owner` in segment 0, for code that holds only a `&First`.
+    pub(crate) fn set_owner(&self, owner: *const ()) {
+        self.first.owner.store(owner.cast_mut(), Ordering::Release);
     }
 
     /// The slot for `index`, allocating its segment on first use.
     #[inline(always)]
     pub(crate) fn get(&self, index: usize) -> &T {
-        if index < self.base {
-            &self.first[index]
-        } else {
-            self.get_in_segment(index)
+        match self.first.get(index) {
+            Some(slot) => slot,
+            None => self.get_in_segment(index),
         }
-    }
-
-    /// The slot for `index` if it is in the first segment (one bounds check).
-    #[inline(always)]
-    pub(crate) fn get_first(&self, index: usize) -> Option<&T> {
-        self.first.get(index).map(|s| &**s)
     }
 
     #[cold]
     #[inline(never)]
     fn get_in_segment(&self, index: usize) -> &T {
-        let loc = Location::of(self.base, index);
+        let loc = Location::of(FIRST, index);
         let seg = &self.rest[loc.segment];
         let mut ptr = seg.load(Ordering::Acquire);
         if ptr.is_null() {
@@ -120,7 +160,7 @@ impl<T: Default> Shards<T> {
 
     /// Every slot allocated so far, with its vCPU index.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &T)> {
-        let first = self.first.iter().enumerate().map(|(i, s)| (i, &**s));
+        let first = self.first.slots.iter().enumerate().map(|(i, s)| (i, &**s));
         let rest = (1..SEGMENTS).flat_map(move |k| {
             let ptr = self.rest[k].load(Ordering::Acquire);
             let len = if ptr.is_null() {
@@ -128,9 +168,9 @@ impl<T: Default> Shards<T> {
             } else {
                 // This acquire load saw the segment's publication in `get_in_segment`.
                 annotate::happens_after(&self.rest[k]);
-                self.base << (k - 1)
+                FIRST << (k - 1)
             };
-            let start = self.base << (k - 1);
+            let start = FIRST << (k - 1);
             (0..len).map(move |o| {
                 // SAFETY: as in `get_in_segment`: a published segment of `len` slots.
                 (start + o, unsafe { &**ptr.add(o) })
@@ -141,10 +181,10 @@ impl<T: Default> Shards<T> {
 
     /// How many slots are allocated (memory is this times the padded slot size).
     pub(crate) fn allocated(&self) -> usize {
-        self.base
+        FIRST
             + (1..SEGMENTS)
                 .filter(|&k| !self.rest[k].load(Ordering::Acquire).is_null())
-                .map(|k| self.base << (k - 1))
+                .map(|k| FIRST << (k - 1))
                 .sum::<usize>()
     }
 }
@@ -154,12 +194,9 @@ impl<T> Drop for Shards<T> {
         for k in 1..SEGMENTS {
             let ptr = *self.rest[k].get_mut();
             if !ptr.is_null() {
-                // SAFETY: published segment of `base << (k-1)` slots; we have `&mut self`.
+                // SAFETY: published segment of `FIRST << (k-1)` slots; we have `&mut self`.
                 drop(unsafe {
-                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(
-                        ptr,
-                        self.base << (k - 1),
-                    ))
+                    Box::from_raw(std::ptr::slice_from_raw_parts_mut(ptr, FIRST << (k - 1)))
                 });
             }
         }
@@ -218,26 +255,31 @@ mod tests {
 
     #[test]
     fn slots_are_a_cache_line_apart() {
-        let s: Shards<AtomicU64> = Shards::new(4);
+        let s: Shards<AtomicU64> = Shards::new();
         let a = s.get(0) as *const _ as usize;
         let b = s.get(1) as *const _ as usize;
         assert_eq!(b - a, align_of::<CachePadded<AtomicU64>>());
         assert!(align_of::<CachePadded<AtomicU64>>() >= 64);
-        let c = s.get(9) as *const _ as usize;
-        let d = s.get(10) as *const _ as usize;
+        // Segment 0 starts where the hot path expects it, and its owner is on its own line.
+        assert_eq!(s.first() as *const First<AtomicU64> as usize, a);
+        let owner = &s.first().owner as *const _ as usize;
+        assert_eq!(owner - a, FIRST * align_of::<CachePadded<AtomicU64>>());
+        let c = s.get(FIRST + 9) as *const _ as usize;
+        let d = s.get(FIRST + 10) as *const _ as usize;
         assert_eq!(d - c, align_of::<CachePadded<AtomicU64>>());
+        assert_eq!(s.allocated(), FIRST + FIRST);
     }
 
     #[test]
     fn growth_under_concurrency_never_moves_slots() {
-        let s: Shards<AtomicU64> = Shards::new(2);
+        let s: Shards<AtomicU64> = Shards::new();
         let addr0 = s.get(1) as *const _ as usize;
         std::thread::scope(|scope| {
             for t in 0..8usize {
                 let s = &s;
                 scope.spawn(move || {
                     for round in 0..200usize {
-                        let i = (round * 8 + t) % 600;
+                        let i = (round * 8 + t) % (10 * FIRST);
                         s.get(i).fetch_add(1, Ordering::Relaxed);
                     }
                 });
@@ -249,6 +291,6 @@ mod tests {
         for (i, slot) in s.iter() {
             assert!(std::ptr::eq(slot, s.get(i)));
         }
-        assert!(s.allocated() >= 600);
+        assert!(s.allocated() >= 10 * FIRST);
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::mock::{Block, Churn, Config, DisconKind, MockHost, Workload};
+use crate::runtime::shards::FIRST;
 use crate::runtime::{self, InlineCounter, PerVcpu, Translation, Vcpu};
 use crate::{Args, DisconTypes, Error, Info, Result, Syscall, SyscallReturn, VCPUIndex};
 
@@ -294,17 +295,18 @@ fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
     let mut host = MockHost::user();
     assert_eq!(install(&mut host, &["inline=on"]), 0);
     let w = Workload::new().step(Block::synthetic(0x1000, 5), 10);
-    // At least 64, so that the first 64 alive at once take indexes past the first segment.
-    let n = scaled(10_000).max(64);
+    // More than the first segment's slots alive at once, so that indexes go past it.
+    let alive = FIRST as u64 + 16;
+    let n = scaled(10_000).max(alive);
     let stats = host.churn(&Churn {
         total: n,
-        max_alive: 64,
+        max_alive: alive,
         workload: w.clone(),
     });
     assert_eq!(stats.vcpus, n);
     assert!(
-        stats.max_index >= 16,
-        "grew past the first segment (16 slots)"
+        stats.max_index as usize >= FIRST,
+        "grew past the first segment ({FIRST} slots)"
     );
     host.atexit();
     let totals = take_totals().unwrap();
@@ -321,7 +323,7 @@ fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
     let slots = runtime::allocated_slots::<Counter>().unwrap();
     let peak = stats.max_index as usize + 1;
     assert!(
-        slots >= peak && slots <= 2 * peak + 16,
+        slots >= peak && slots <= 2 * peak + FIRST,
         "{slots} slots for a peak index of {peak}"
     );
 }

@@ -162,11 +162,28 @@ def plugin_args(cfg, mode, p):
     }[cfg]
 
 
-def run_once(cmd, log, timeout):
+# QEMU runs that did not finish within their timeout and were run again (reported).
+HUNG = []
+
+
+def run_once(cmd, log, timeout, retries=0):
+    """Runs `cmd` once; returns (seconds, plugin log text, stdout). A run still going after
+    `timeout` seconds is killed, its console output kept in `<log>.hung`, and run again
+    up to `retries` times; a run that fails or hangs beyond that ends the harness."""
     if log.exists():
         log.unlink()
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    try:
+        r = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout)
+    except subprocess.TimeoutExpired as e:
+        hung = log.with_name(log.name + ".hung")
+        hung.write_bytes((e.stdout or b"") + b"\n--- stderr ---\n" + (e.stderr or b""))
+        msg = f"no exit after {timeout} s (console output in {hung}): {' '.join(map(str, cmd))}"
+        if retries <= 0:
+            die(msg)
+        print(f"warning: {msg}; running it again", file=sys.stderr)
+        HUNG.append(f"{log.name}: {timeout} s without exiting, console in {hung.name}")
+        return run_once(cmd, log, timeout, retries - 1)
     dt = time.perf_counter() - t0
     text = log.read_text(errors="replace") if log.exists() else ""
     if r.returncode != 0:
@@ -265,14 +282,20 @@ def user_mode(env, p, args):
     return out, bad
 
 
+# Seconds a boot may take before it counts as hung: the slowest configuration, (g), takes
+# about 110 s on an idle 2-CPU machine.
+SYSTEM_TIMEOUT = 600
+
+
 def system_mode(env, p, args):
     jobs = {}
     for cfg in CONFIGS:
         log = OUT / f"system-{cfg}.log"
         cmd = system_cmd(env, p, cfg, log)
-        jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, 900)[:2])
+        jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, SYSTEM_TIMEOUT, 1)[:2])
     # One untimed boot warms the page cache; each boot is long enough not to need more.
-    run_once(system_cmd(env, p, "a", OUT / "system-warmup.log"), OUT / "system-warmup.log", 900)
+    run_once(system_cmd(env, p, "a", OUT / "system-warmup.log"), OUT / "system-warmup.log",
+             SYSTEM_TIMEOUT, 1)
     times, logs = interleave("system", jobs, args.system_reps, 0)
     res = {}
     for cfg in CONFIGS:
@@ -292,7 +315,7 @@ def system_mode(env, p, args):
     }
     # icount's own consistency check: callback and inline counts in one run must agree.
     log = OUT / "system-check.log"
-    _, text, _ = run_once(system_cmd(env, p, "e", log, ",check=on"), log, 900)
+    _, text, _ = run_once(system_cmd(env, p, "e", log, ",check=on"), log, SYSTEM_TIMEOUT, 1)
     mism = [l for l in text.splitlines() if "mismatch" in l]
     out["icount_check"] = {"total": parse_counts(text)[1], "mismatches": mism}
     return out
@@ -352,6 +375,9 @@ def report(meta, user, system):
         L.append(f"- (f)/(c) = {system['f_over_c']:.3f}; (e)/(b) = {system['e_over_b']:.3f}; "
                  f"icount check=on run: total {ck['total']}, "
                  f"{'no callback/inline mismatch' if not ck['mismatches'] else 'MISMATCH: ' + '; '.join(ck['mismatches'])}")
+    if HUNG:
+        L.append("")
+        L.append("Runs killed after hanging and run again (their times are the re-runs'): " + "; ".join(HUNG))
     return "\n".join(L)
 
 
@@ -448,6 +474,11 @@ def main():
             "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     t0 = time.perf_counter()
     user, bad = user_mode(env, p, args)
+    if not args.no_system:
+        # The user-mode results on stderr now, in case system mode fails.
+        meta["load_end"] = os.getloadavg()[0]
+        print(report(meta, user, None) + "\n\n(user mode done; system mode follows)\n",
+              file=sys.stderr, flush=True)
     system = None if args.no_system else system_mode(env, p, args)
     meta["load_end"] = os.getloadavg()[0]
     meta["elapsed_s"] = time.perf_counter() - t0

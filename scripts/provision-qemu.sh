@@ -71,7 +71,7 @@ BUILD="$SRC_DIR/build"
 user_mode() {
   if [ -x "$BUILD/qemu-x86_64" ] && [ -f "$BUILD/tests/tcg/plugins/libinsn.so" ] \
      && [ -f "$BUILD/contrib/plugins/libhotblocks.so" ] \
-     && grep -q 'CONFIG_CAPSTONE 1' "$BUILD/config-host.h" 2>/dev/null; then
+     && grep -q '^#define CONFIG_CAPSTONE\b' "$BUILD/config-host.h" 2>/dev/null; then
     log "user-mode QEMU cached: $BUILD/qemu-x86_64"
     return 0
   fi
@@ -100,7 +100,7 @@ user_mode() {
     "$venv/bin/pip" install -q meson==1.9.0 pycotap==1.3.1
   fi
   # capstone gives plugins instruction disassembly; reconfigure a build made without it
-  if [ -f "$BUILD/config-host.h" ] && ! grep -q 'CONFIG_CAPSTONE 1' "$BUILD/config-host.h"; then
+  if [ -f "$BUILD/config-host.h" ] && ! grep -q '^#define CONFIG_CAPSTONE\b' "$BUILD/config-host.h"; then
     rm -f "$BUILD/build.ninja"
   fi
   if [ ! -f "$BUILD/build.ninja" ]; then

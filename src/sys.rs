@@ -34,7 +34,7 @@ pub type qemu_plugin_vcpu_discon_cb_t = Option<
 >;
 
 /// The type of `qemu_plugin_register_vcpu_discon_cb` (QEMU 10.2). It is looked up at run
-/// time (see [`crate::host`]), never linked, so that plugins still load in QEMU 10.1.
+/// time (by the crate's `host` module), never linked, so that plugins still load in QEMU 10.1.
 pub type qemu_plugin_register_vcpu_discon_cb_fn = unsafe extern "C" fn(
     id: qemu_plugin_id_t,
     type_: qemu_plugin_discon_type,

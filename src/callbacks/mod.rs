@@ -1,6 +1,6 @@
 //! Callback registration and the trampolines QEMU calls: one generic guard for every
-//! entry point ([`trampoline`]), failure reporting ([`failure`]), storage for exec closures
-//! ([`stash`]), and one module per kind of callback.
+//! entry point (`trampoline`), failure reporting (`failure`), storage for exec closures
+//! (`stash`), and one module per kind of callback.
 
 pub(crate) mod exec;
 pub(crate) mod failure;

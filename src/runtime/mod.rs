@@ -1,10 +1,11 @@
 //! The lock-free, per-vCPU sharded callback runtime behind [`PerVcpu`].
 //!
 //! An event's path (see docs/architecture.md): QEMU calls a generic `extern "C"` hook →
-//! the hook finds the installed [`driver`] runtime through one global pointer → the
-//! vCPU's [`slot`] in the never-moving [`shards`] array, by index → the user's closure or
-//! hook gets `&mut` that vCPU's shard ([`Vcpu`]) → at vCPU exit, and at QEMU's exit for
-//! the rest, the shard is merged into the total.
+//! the hook finds the runtime (an exec callback through the userdata QEMU hands back,
+//! which is segment 0 of the shard array; any other hook through one global pointer, in
+//! `driver`) → the vCPU's slot (`slot`) in the never-moving shard array (`shards`), by
+//! index → the user's closure or hook gets `&mut` that vCPU's shard ([`Vcpu`]) → at vCPU
+//! exit, and at QEMU's exit for the rest, the shard is merged into the total.
 
 mod barrier;
 pub(crate) mod driver;

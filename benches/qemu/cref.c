@@ -10,6 +10,7 @@
  *       -o libcref.so cref.c
  * Build (API v4, QEMU 9.2 / 10.0): add -DCREF_API=4. Only functions that exist in API v4
  * are used, so the same source serves both; the exported version is what QEMU checks.
+ * Add -DCREF_CHECKED for the variant with the Rust runtime's hot-path checks (below).
  */
 #include <inttypes.h>
 #include <stdint.h>
@@ -28,16 +29,44 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_version = CREF_API;
 
 typedef struct {
     uint64_t insns;
-    char pad[128 - sizeof(uint64_t)];
+    uint64_t occupied; /* used by the CREF_CHECKED variant only */
+    char pad[128 - 2 * sizeof(uint64_t)];
 } __attribute__((aligned(128))) Slot;
 
 static Slot slots[MAX_VCPUS];
 static unsigned int highest;
 
+#ifndef CREF_CHECKED
 static void insn_exec(unsigned int cpu_index, void *udata)
 {
     slots[cpu_index & (MAX_VCPUS - 1)].insns++;
 }
+#else
+/*
+ * -DCREF_CHECKED: the same count behind the two checks the Rust runtime's hot path makes
+ * before it touches a shard: the vCPU index is below a constant (the slots reached without
+ * a load), and that vCPU's slot is occupied (set by vcpu_init). Anything else goes to an
+ * out-of-line function, as the runtime's cold path does.
+ */
+#define CHECKED_SLOTS 64
+
+static __attribute__((noinline)) void insn_exec_slow(unsigned int cpu_index)
+{
+    slots[cpu_index & (MAX_VCPUS - 1)].insns++;
+}
+
+static void insn_exec(unsigned int cpu_index, void *udata)
+{
+    if (__builtin_expect(cpu_index < CHECKED_SLOTS, 1)) {
+        Slot *s = &slots[cpu_index];
+        if (__builtin_expect(s->occupied != 0, 1)) {
+            s->insns++;
+            return;
+        }
+    }
+    insn_exec_slow(cpu_index);
+}
+#endif
 
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 {
@@ -50,6 +79,7 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 
 static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
 {
+    slots[vcpu_index & (MAX_VCPUS - 1)].occupied = 1;
     /* Only for the output's length; a racy max is fine at exit time. */
     if (vcpu_index + 1 > __atomic_load_n(&highest, __ATOMIC_RELAXED)) {
         __atomic_store_n(&highest, vcpu_index + 1, __ATOMIC_RELAXED);

@@ -40,12 +40,13 @@ HERE = ROOT / "benches" / "qemu"
 OUT = ROOT / "target" / "qemu-bench"
 ENV_FILE = Path.home() / ".cache" / "qemu-plugin-rs" / "env"
 
-CONFIGS = ["a", "b", "c", "d", "e", "f", "g"]
+CONFIGS = ["a", "b", "c", "d", "e", "f", "g", "h"]
 NAMES = {
     "a": "no plugin",
     "b": "insn.c, callback",
     "c": "insn.c, inline=on",
     "d": "C reference callback (cref.c)",
+    "h": "cref.c with the runtime's two checks (-DCREF_CHECKED)",
     "e": "icount, on_exec (PerVcpu)",
     "f": "icount, inline=on",
     "g": "icount_mutex (10.1-style, global Mutex)",
@@ -97,6 +98,8 @@ def build(env, want_system, no_build):
         "spin": OUT / "spin",
         "cref5": OUT / "libcref-v5.so",
         "cref4": OUT / "libcref-v4.so",
+        "crefc5": OUT / "libcref-checked-v5.so",
+        "crefc4": OUT / "libcref-checked-v4.so",
         "insn4": OUT / "libinsn-v4.so",
         "insn5": Path(env["QEMU_REF_PLUGINS"]) / "libinsn.so",
         "ex5": ROOT / "target" / "api-v5" / "release" / "examples",
@@ -107,11 +110,13 @@ def build(env, want_system, no_build):
     sh(["gcc", "-O1", "-static", "-pthread", "-o", p["spin"], HERE / "spin.c"])
     cc = ["gcc", "-shared", "-fPIC", "-O2", "-Wall"] + inc
     sh(cc + ["-o", p["cref5"], HERE / "cref.c"])
+    sh(cc + ["-DCREF_CHECKED", "-o", p["crefc5"], HERE / "cref.c"])
     sh(["cargo", "build", "--quiet", "--release", "--examples", "--target-dir", "target/api-v5"], cwd=ROOT)
     if want_system:
         # API v4 from the 10.2 (v5) header: export version 4 and use only v4 functions;
         # check_v4_symbols() verifies that QEMU 10.0 exports every symbol they import.
         sh(cc + ["-DCREF_API=4", "-o", p["cref4"], HERE / "cref.c"])
+        sh(cc + ["-DCREF_API=4", "-DCREF_CHECKED", "-o", p["crefc4"], HERE / "cref.c"])
         insn_c = Path(env["QEMU_SRC"]) / "tests" / "tcg" / "plugins" / "insn.c"
         sh(cc + ["-DINSN_C=\"" + str(insn_c) + "\"", "-o", p["insn4"], HERE / "insn_v4.c"])
         sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
@@ -150,6 +155,7 @@ def plugin_args(cfg, mode, p):
     ex = p["ex5"] if mode == "user" else p["ex4"]
     insn = p["insn5"] if mode == "user" else p["insn4"]
     cref = p["cref5"] if mode == "user" else p["cref4"]
+    crefc = p["crefc5"] if mode == "user" else p["crefc4"]
     return {
         "a": [],
         "b": ["-plugin", f"{insn}"],
@@ -158,6 +164,7 @@ def plugin_args(cfg, mode, p):
         "e": ["-plugin", f"{ex / 'libicount.so'}"],
         "f": ["-plugin", f"{ex / 'libicount.so'},inline=on"],
         "g": ["-plugin", f"{ex / 'libicount_mutex.so'}"],
+        "h": ["-plugin", f"{crefc}"],
         "x": ["-plugin", f"{p.get('candidate')}"],
     }[cfg]
 
@@ -358,7 +365,7 @@ def report(meta, user, system):
     if "scaling" in user:
         sc = user["scaling"]
         L.append(f"- per-thread throughput, 2 threads / 1 thread: (d) {sc['d']:.3f}, (e) {sc['e']:.3f}, "
-                 f"(e)/(d) {user['scaling_e_vs_d']:.3f}; (c) {sc['c']:.3f}, (f) {sc['f']:.3f}, (b) {sc['b']:.3f}, (g) {sc['g']:.3f}"
+                 f"(e)/(d) {user['scaling_e_vs_d']:.3f}; (h) {sc['h']:.3f}, (c) {sc['c']:.3f}, (f) {sc['f']:.3f}, (b) {sc['b']:.3f}, (g) {sc['g']:.3f}"
                  + (f", (x) {sc['x']:.3f}" if "x" in sc else ""))
     if system:
         L.append("")
@@ -389,7 +396,7 @@ def svg(meta, user, system, path):
     if system:
         groups.append(("system, -smp 4 MTTCG", system["ratio_vs_d"]))
     colors = {"a": "#9e9e9e", "b": "#e07b39", "c": "#f2b134", "d": "#3b6ea5",
-              "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "x": "#7d3c98"}
+              "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "h": "#5d8fc9", "x": "#7d3c98"}
     lo, hi = 0.1, 100.0
     vals = [v for _, r in groups for v in r.values() if v == v and v > 0]
     if vals:
@@ -463,7 +470,7 @@ def main():
         if not p[k].exists():
             die(f"missing {p[k]}")
     if not args.no_system:
-        problems = check_v4_symbols(env, [p["cref4"], p["insn4"], p["ex4"] / "libicount.so",
+        problems = check_v4_symbols(env, [p["cref4"], p["crefc4"], p["insn4"], p["ex4"] / "libicount.so",
                                           p["ex4"] / "libicount_mutex.so"])
         if problems:
             die(f"v4 plugins import symbols QEMU {version(env['QEMU_SYSTEM'])} lacks: {problems}")

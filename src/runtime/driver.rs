@@ -473,8 +473,10 @@ pub fn set_config<P: PerVcpu>(config: P::Config) -> Result<()> {
     Ok(())
 }
 
-/// How many per-vCPU slots the installed runtime of `P` has allocated (its memory is this
-/// times one cache line, plus each shard's own heap data).
+/// How many per-vCPU slots the installed runtime of `P` has allocated: 64 from install,
+/// then segments of 64, 128, 256... as vCPU indexes pass them. Its memory is this times
+/// the padded slot size (a multiple of 128 bytes holding the shard inline), plus each
+/// shard's own heap data.
 pub fn allocated_slots<P: PerVcpu>() -> Result<usize> {
     Ok(Runtime::<P>::get_checked()?.shards.allocated())
 }

@@ -34,6 +34,10 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
     /// Configuration shared by every vCPU, replaceable at run time.
     type Config: Send + Sync + 'static;
     /// One vCPU's state.
+    ///
+    /// It is stored inline in its vCPU's cache-padded slot, and the runtime allocates 64
+    /// slots at install (more as vCPU indexes grow), so keep large state (big arrays,
+    /// buffers) behind a `Box` or `Vec` rather than inline.
     type Shard: Send + 'static;
     /// The merged result.
     type Total: Default + Send + 'static;

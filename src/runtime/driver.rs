@@ -53,12 +53,16 @@ static RUNTIME_TYPE: Mutex<Option<TypeId>> = Mutex::new(None);
 
 impl<P: PerVcpu> Runtime<P> {
     /// The runtime that owns segment 0 `first` of its shard array.
-    #[inline]
-    pub(crate) fn of_first(first: &'static First<Slot<P>>) -> &'static Self {
-        // SAFETY: `install` sets the owner of its runtime's segment 0 to that leaked,
-        // never-freed `Runtime<P>` before it registers any hook, so before any userdata
-        // carrying `first` exists.
-        unsafe { &*first.owner().cast::<Self>() }
+    pub(crate) fn of_first(first: &'static First<Slot<P>>) -> Result<&'static Self> {
+        let owner = first.owner();
+        if owner.is_null() {
+            return Err(Error::RuntimeNotInstalled {
+                type_name: std::any::type_name::<P>(),
+            });
+        }
+        // SAFETY: only `install::<P>` sets an owner, on the `Shards<Slot<P>>` of the
+        // `Runtime<P>` it leaks (never freed), and that is the runtime it stores.
+        Ok(unsafe { &*owner.cast::<Self>() })
     }
 
     /// The installed runtime, for a hook that only the install of `P` registered.
@@ -217,7 +221,7 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
     f: F,
 ) {
     guard(Hook::Exec, (), || {
-        let rt = Runtime::of_first(first);
+        let rt = Runtime::of_first(first)?;
         let slot = rt.shards.get(index as usize);
         // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
         let cell = unsafe { slot.exec_cell() };

@@ -583,3 +583,14 @@ fn conditional_callbacks_fire_from_the_inline_threshold_on() {
         "threshold: [(0, 1000, 901), (1, 1000, 901)]\n"
     );
 }
+
+#[test]
+fn a_shard_array_without_an_owner_is_an_error_not_a_runtime() {
+    // Only `install` sets the owner; the exec cold path must not trust a missing one.
+    let shards: &'static super::shards::Shards<super::slot::Slot<Counter>> =
+        Box::leak(Box::new(super::shards::Shards::new()));
+    assert!(matches!(
+        super::driver::Runtime::<Counter>::of_first(shards.first()),
+        Err(Error::RuntimeNotInstalled { .. })
+    ));
+}

@@ -1,5 +1,5 @@
 //! Criterion benches of the callback paths, driven by the in-process mock QEMU
-//! (`qemu_plugin::mock`), so every event goes through the crate's real `extern "C"`
+//! (the `qemu-plugin-mock` crate), so every event goes through the crate's real `extern "C"`
 //! trampolines exactly as QEMU would call them.
 //!
 //! Groups (results and discussion in `docs/benchmarks.md`):
@@ -14,7 +14,7 @@
 //! - `config/{none,read}/{1,2}`: the shard path with and without `cpu.config()` in the
 //!   closure; iterations as in `exec`.
 //!
-//! Run with `cargo bench --features mock --bench callbacks` (optionally followed by a
+//! Run with `cargo bench --bench callbacks` (optionally followed by a
 //! criterion filter such as `exec/shard`), then `python3 scripts/plot-benchmarks.py`.
 
 use std::ffi::{c_char, c_int, c_uint, c_void};
@@ -25,11 +25,11 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, SamplingMode, Throughput};
 use qemu_plugin::install::{qemu_plugin_install, set_installer};
-use qemu_plugin::mock::{Block, InstallFn, MockHost, Workload};
 use qemu_plugin::{
     Args, HasCallbacks, Info, InlineCounter, PerVcpu, PluginId, Register, Result, Syscall,
     SyscallReturn, Translation, TranslationBlock, VCPUIndex, Vcpu, sys,
 };
+use qemu_plugin_mock::{Block, InstallFn, MockHost, Workload};
 
 /// Instructions per synthetic guest block (one event each).
 const BLOCK_INSNS: usize = 32;
@@ -378,7 +378,7 @@ fn shard_total() -> u64 {
 }
 
 /// The paths of the `exec` group, in the order of the results table.
-const PATHS: [Path; 5] = [
+static PATHS: [Path; 5] = [
     Path {
         name: "mutex",
         prepare: install_mutex,

@@ -2,7 +2,7 @@
 """Plot the `exec` benches: event throughput against vCPU threads, one line per path.
 
 Reads criterion's medians from target/criterion/exec/<path>/<threads>/new/estimates.json
-(written by `cargo bench --features mock --bench callbacks`), writes
+(written by `cargo bench --bench callbacks`), writes
 docs/benchmarks-throughput.svg by hand (python3 standard library only), and prints the
 results as Markdown tables for docs/benchmarks.md.
 
@@ -229,7 +229,7 @@ def main():
     if not res:
         sys.exit(
             f"no exec results under {a.criterion}: run "
-            "`cargo bench --features mock --bench callbacks` first"
+            "`cargo bench --bench callbacks` first"
         )
     with open(a.out, "w") as f:
         f.write(svg(res, cpu_model()))

@@ -51,7 +51,7 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 start=$(date +%s)
-build_out=$(cargo test --features mock,race-check --lib --no-run --message-format=json-render-diagnostics) \
+build_out=$(cargo test --features race-check --lib --no-run --message-format=json-render-diagnostics) \
   || die "build failed"
 BIN=$(printf '%s\n' "$build_out" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$BIN" ] || die "no test executable in cargo's output"

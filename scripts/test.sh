@@ -11,15 +11,15 @@ step "provisioning QEMU, reference plugins and the Linux guest (cached after the
 ./scripts/provision-qemu.sh all
 
 step "format and lints (plugin API v5 and v4)"
-cargo fmt --check
-cargo clippy --all-targets -- -D warnings
-cargo clippy --all-targets --no-default-features --features plugin-api-v4 -- -D warnings
+cargo fmt --all --check
+cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --no-default-features --features plugin-api-v4 -- -D warnings
 
 step "data races: mock-host stress tests under valgrind's helgrind and DRD"
 ./scripts/race-check.sh
 
 step "unit and mock-host tests, plugin API v4"
-cargo test --lib --no-default-features --features plugin-api-v4
+cargo test --workspace --lib --no-default-features --features plugin-api-v4
 
 step "all tests, plugin API v5: unit, mock host, real QEMU (user mode and MTTCG system mode)"
-cargo test --release --features mock
+cargo test --release --workspace

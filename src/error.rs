@@ -202,11 +202,6 @@ pub enum Error {
         /// The type asked for.
         type_name: &'static str,
     },
-    /// A plugin built with the `mock` feature was loaded by something other than the mock host.
-    #[error(
-        "this plugin was built with the `mock` feature, which is for tests only: rebuild it without `--features mock`"
-    )]
-    BuiltWithMock,
     /// Any other failure, described in words.
     #[error("{0}")]
     Other(String),

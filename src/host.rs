@@ -2,8 +2,8 @@
 //! run-time lookup of QEMU functions newer than the linked API, and keeping the plugin's
 //! code mapped after QEMU uninstalls it.
 //!
-//! Under the `mock` feature (and in unit tests) the mock host answers instead of the
-//! dynamic loader.
+//! The crate's own tests run this same code: their mock host defines the QEMU symbols in
+//! the test executable, which exports them (see `build.rs`).
 
 use crate::sys;
 
@@ -11,11 +11,6 @@ use crate::sys;
 ///
 /// The symbol is never linked: a plugin that linked it would fail to load in QEMU 10.1.
 pub(crate) fn discon_register_fn() -> Option<sys::qemu_plugin_register_vcpu_discon_cb_fn> {
-    #[cfg(any(test, feature = "mock"))]
-    {
-        crate::mock::discon_entry()
-    }
-    #[cfg(not(any(test, feature = "mock")))]
     {
         // SAFETY:
         // - the name is a NUL-terminated literal;
@@ -46,7 +41,6 @@ pub(crate) fn discon_register_fn() -> Option<sys::qemu_plugin_register_vcpu_disc
 /// the plugin spawned keep running its code; unmapping it would crash them. Marking the
 /// object `RTLD_NODELETE` makes that `dlclose` a no-op.
 pub(crate) fn pin_module() {
-    #[cfg(not(any(test, feature = "mock")))]
     // SAFETY:
     // - `dladdr` only reads the address of a function of this object and fills `info`;
     // - `dli_fname` is a NUL-terminated path owned by the loader, valid while the object
@@ -69,7 +63,6 @@ pub(crate) fn pin_module() {
     }
 }
 
-#[cfg(not(any(test, feature = "mock")))]
 mod dl {
     use std::ffi::{c_char, c_int, c_void};
 

@@ -81,9 +81,6 @@ pub mod runtime;
 pub mod scoreboard;
 pub mod sys;
 
-#[cfg(any(test, feature = "mock"))]
-pub mod mock;
-
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]
@@ -145,13 +142,3 @@ pub type FlushCallback = sys::qemu_plugin_simple_cb_t;
 pub type SyscallCallback = sys::qemu_plugin_vcpu_syscall_cb_t;
 /// A raw syscall-return callback (`qemu_plugin_vcpu_syscall_ret_cb_t`).
 pub type SyscallReturnCallback = sys::qemu_plugin_vcpu_syscall_ret_cb_t;
-
-/// True while the mock host drives the crate (a `mock` build refuses to install otherwise).
-#[cfg(any(test, feature = "mock"))]
-fn mock_active() -> bool {
-    mock::is_active()
-}
-#[cfg(not(any(test, feature = "mock")))]
-fn mock_active() -> bool {
-    false
-}

@@ -239,11 +239,11 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 
-    use crate::mock::{Block, MockHost, Workload};
     use crate::{
         Error, HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex, Value,
         install::Args, qemu_plugin_outs, qemu_plugin_register_atexit_cb,
     };
+    use qemu_plugin_mock::{Block, MockHost, Workload};
 
     #[derive(Default)]
     struct OldStyle {

@@ -242,8 +242,8 @@ pub fn qemu_plugin_scoreboard_sum(entry: PluginU64<'_>) -> u64 {
 
 #[cfg(test)]
 mod tests {
-    use crate::mock::MockHost;
     use crate::scoreboard::Scoreboard;
+    use qemu_plugin_mock::MockHost;
 
     #[test]
     fn out_of_range_vcpu_is_a_clear_panic_not_an_abort() {

@@ -2,8 +2,9 @@
 //! (QEMU 10.2's discontinuity callback and the glib calls the API hands memory through).
 //!
 //! Every call into QEMU goes through the `extern "C"` items named here. In a plugin they
-//! are resolved by QEMU when it loads the shared object; under the `mock` feature the
-//! in-process mock host defines the same symbols, so tests run the crate's real code.
+//! are resolved by QEMU when it loads the shared object; in the crate's own tests the
+//! mock host (the `qemu-plugin-mock` crate) defines the same symbols, so tests run the
+//! crate's real code.
 
 #![allow(non_camel_case_types, missing_docs)]
 

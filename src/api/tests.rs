@@ -4,11 +4,11 @@
 
 use std::sync::Mutex;
 
-use crate::mock::{Block, MockHost, Workload};
 use crate::{
     CallbackFlags, HasCallbacks, PluginId, Register, RegisterDescriptor, Result, TranslationBlock,
     VCPUIndex, qemu_plugin_get_registers, qemu_plugin_read_memory_vaddr,
 };
+use qemu_plugin_mock::{Block, MockHost, Workload};
 
 static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static REGS: Mutex<Vec<RegisterDescriptor<'static>>> = Mutex::new(Vec::new());

@@ -66,9 +66,8 @@ pub(crate) fn plugin_id() -> sys::qemu_plugin_id_t {
 /// plugin" line (QEMU itself only prints the return code).
 pub(crate) fn install_error(error: &Error) {
     let line = format!("{}: {error}\n", crate::install::plugin_name());
-    eprint!("{line}");
-    #[cfg(any(test, feature = "mock"))]
-    crate::api::misc::outs_raw(&line);
+    // Not `eprint!`, which panics if stderr is closed.
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
 
 #[cold]

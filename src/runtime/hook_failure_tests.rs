@@ -24,10 +24,10 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 use crate::callbacks::trampoline::{Hook, guard};
-use crate::mock::{Block, DisconKind, MockHost, Workload};
 use crate::runtime::{self, PerVcpu, Translation, Vcpu};
 use crate::{Args, DisconTypes, Discontinuity, Error, Info, Result, Syscall, SyscallReturn};
 use crate::{VCPUIndex, qemu_plugin_outs};
+use qemu_plugin_mock::{Block, DisconKind, MockHost, Workload};
 
 /// Where [`Faulty`] fails: a hook of [`PerVcpu`], or a place one of them is called from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

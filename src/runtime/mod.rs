@@ -24,7 +24,7 @@ pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
 pub use vcpu::Vcpu;
 
-#[cfg(all(test, feature = "mock"))]
+#[cfg(test)]
 mod hook_failure_tests;
 #[cfg(test)]
 mod process_tests;

@@ -4,9 +4,9 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::mock::{Block, MockHost, Workload};
 use crate::runtime::{self, InlineCounter, PerVcpu, Translation, Vcpu};
 use crate::{Args, Info, Result, VCPUIndex};
+use qemu_plugin_mock::{Block, MockHost, Workload};
 
 /// Every total `on_exit` received, in order: (callback count, inline count).
 static REPORTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());

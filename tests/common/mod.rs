@@ -159,8 +159,8 @@ fn build_examples(api: Api) -> PathBuf {
         .args(["build", "--release", "--examples"]);
     let out_dir = match api {
         Api::V5 => {
-            // A target dir of its own: `cargo test --features mock` builds the examples in
-            // the default one with the mock host linked in, which QEMU must never load.
+            // A target dir of its own, so that this build never waits on (or invalidates)
+            // the `cargo test` build that runs it.
             let t = target_dir().join("api-v5");
             cmd.arg("--target-dir").arg(&t);
             t.join("release/examples")

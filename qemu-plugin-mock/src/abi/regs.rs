@@ -5,8 +5,8 @@ use std::ffi::c_int;
 use std::ptr;
 
 use super::guard;
-use crate::mock::{ctx, glib, hostinfo, memory, vcpu};
 use crate::sys::{GArray, GByteArray, qemu_plugin_reg_descriptor, qemu_plugin_register};
+use crate::{ctx, glib, hostinfo, memory, vcpu};
 
 /// `qemu_plugin_get_registers`: a zero-terminated `GArray` of descriptors; handles
 /// are `index + 1` like QEMU's `GINT_TO_POINTER(gdb_reg + 1)`. Free with `g_array_free`.

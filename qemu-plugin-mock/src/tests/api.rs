@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering::*};
 
-use crate::mock::{Block, Config, DisconKind, Insn, MemAccess, MockHost, Workload, discon_entry};
 use crate::sys::*;
+use crate::{Block, Config, DisconKind, Insn, MemAccess, MockHost, Workload};
+use crate::{g_array_free, g_byte_array_append, g_byte_array_free, g_byte_array_new, g_free};
 
 static LOG: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static SB: AtomicPtr<qemu_plugin_scoreboard> = AtomicPtr::new(ptr::null_mut());
@@ -60,7 +61,7 @@ unsafe extern "C" fn regs_cb(_vcpu: c_uint, u: *mut c_void) {
         .to_str()
         .unwrap()
         .to_owned();
-    let buf = unsafe { g_byte_array_new() };
+    let buf = g_byte_array_new();
     let r = unsafe { qemu_plugin_read_register(d.handle, buf) };
     log(format!(
         "regs flags={} n={n} first={name} read={r}",
@@ -197,9 +198,7 @@ unsafe extern "C" fn install(
         qemu_plugin_register_vcpu_idle_cb(id, Some(idle));
         qemu_plugin_register_vcpu_idle_cb(id, Some(idle2)); // replaces
         qemu_plugin_register_atexit_cb(id, Some(atexit), ptr::without_provenance_mut(42));
-        if let Some(reg) = discon_entry() {
-            reg(id, 1 | 4, Some(discon));
-        }
+        crate::qemu_plugin_register_vcpu_discon_cb(id, 1 | 4, Some(discon));
     }
     0
 }
@@ -282,11 +281,7 @@ fn workload_of(b: &Arc<Block>, reps: u64) -> Workload {
 
 #[test]
 fn user_mode_details_and_glib() {
-    let mut host = MockHost::new(Config {
-        qemu_10_2: false,
-        ..Config::user()
-    });
-    assert!(discon_entry().is_none());
+    let mut host = MockHost::new(Config::user());
     assert_eq!(host.install(install, &[]), 0);
     host.spawn_vcpus(1);
     let b = block();

@@ -5,15 +5,15 @@ use std::ffi::{c_char, c_void};
 use std::ptr;
 
 use super::guard;
-use crate::mock::block::InsnData;
-use crate::mock::exec::{MemKind, MemOp, Op, Slot};
-use crate::mock::scoreboard::{self, Scoreboard};
-use crate::mock::translate::{MockInsn, MockTb};
-use crate::mock::{glib, hostinfo};
+use crate::block::InsnData;
+use crate::exec::{MemKind, MemOp, Op, Slot};
+use crate::scoreboard::{self, Scoreboard};
 use crate::sys::{
     qemu_plugin_cb_flags, qemu_plugin_cond, qemu_plugin_insn, qemu_plugin_mem_rw, qemu_plugin_op,
     qemu_plugin_tb, qemu_plugin_u64, qemu_plugin_vcpu_mem_cb_t, qemu_plugin_vcpu_udata_cb_t,
 };
+use crate::translate::{MockInsn, MockTb};
+use crate::{glib, hostinfo};
 
 /// Resolves `entry` like QEMU's `gen_plugin_u64_ptr` (base + offset, element stride).
 fn slot(entry: qemu_plugin_u64) -> Option<Slot> {

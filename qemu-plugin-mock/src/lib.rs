@@ -1,4 +1,4 @@
-//! An in-process mock QEMU plugin host, for tests and benches.
+//! An in-process mock QEMU plugin host, for the tests and benches of `qemu-plugin`.
 //!
 //! It defines QEMU's plugin C API (`qemu_plugin_*`, and the bits of glib it uses)
 //! with `#[unsafe(no_mangle)]`, so the crate's real code runs unchanged against it,
@@ -20,6 +20,12 @@
 //! ```
 
 mod abi;
+// The crate's happens-before annotations for helgrind and DRD: the same file, compiled
+// here too (this crate cannot depend on `qemu-plugin`, whose exported install symbols
+// would then be linked twice into the crate's own unit tests).
+#[path = "../../src/annotate.rs"]
+#[allow(dead_code)]
+mod annotate;
 mod block;
 mod ctx;
 mod exclusive;
@@ -29,7 +35,9 @@ mod hostinfo;
 mod memory;
 mod registry;
 mod scoreboard;
+mod stderr;
 mod sync;
+pub mod sys;
 mod translate;
 mod vcpu;
 
@@ -48,9 +56,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::{CString, c_char, c_int};
 use std::sync::Arc;
 
-use crate::sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
 use registry::Callbacks;
 use sync::{Mutex, MutexGuard, channel};
+use sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
 use vcpu::{Cmd, Reply, VcpuHandle};
 
 /// A plugin's `qemu_plugin_install`.
@@ -61,30 +69,11 @@ pub type InstallFn = unsafe extern "C" fn(
     *const *const c_char,
 ) -> c_int;
 
-/// Signature of `qemu_plugin_register_vcpu_discon_cb` (QEMU 10.2).
-pub type DisconRegisterFn =
-    unsafe extern "C" fn(qemu_plugin_id_t, c_int, qemu_plugin_vcpu_discon_cb_t);
-
-/// `qemu_plugin_register_vcpu_discon_cb` if the host is configured as QEMU >= 10.2
-/// ([`Config::qemu_10_2`]), else None: what a `dlsym` lookup would find.
-pub fn discon_entry() -> Option<DisconRegisterFn> {
-    hostinfo::discon_available()
-        .then_some(abi::qemu_plugin_register_vcpu_discon_cb as DisconRegisterFn)
-}
-
 /// The oldest plugin API version QEMU accepts (`QEMU_PLUGIN_MIN_VERSION`).
 pub const QEMU_PLUGIN_MIN_VERSION: c_int = 2;
 
 /// Serialises hosts: the C symbols are global.
 static HOST_LOCK: Mutex<()> = Mutex::new(());
-
-/// True while a [`MockHost`] exists: a `mock` build of the crate installs only then.
-static ACTIVE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// True while a [`MockHost`] drives the crate.
-pub(crate) fn is_active() -> bool {
-    ACTIVE.load(std::sync::atomic::Ordering::Relaxed)
-}
 
 /// Linux-user or full-system emulation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -105,8 +94,6 @@ pub enum Mode {
 pub struct Config {
     /// Emulation mode.
     pub mode: Mode,
-    /// Pretend to be QEMU >= 10.2 (discontinuity callbacks available). Default true.
-    pub qemu_10_2: bool,
     /// Also print plugin output to stderr.
     pub echo: bool,
     /// `qemu_plugin_path_to_binary` in user mode.
@@ -124,7 +111,6 @@ impl Config {
     pub fn user() -> Self {
         Self {
             mode: Mode::User,
-            qemu_10_2: true,
             echo: false,
             path_to_binary: Some("/bin/mock-guest".into()),
             start_code: 0x40_0000,
@@ -204,7 +190,6 @@ impl MockHost {
     pub fn new(config: Config) -> Self {
         let lock = HOST_LOCK.lock();
         reset_globals();
-        ACTIVE.store(true, std::sync::atomic::Ordering::Relaxed);
         memory::set_system(matches!(config.mode, Mode::System { .. }));
         hostinfo::configure(
             hostinfo::Facts {
@@ -217,7 +202,6 @@ impl MockHost {
                 entry_code: config.entry_code,
             },
             config.echo,
-            config.qemu_10_2,
         );
         Self {
             config,
@@ -270,12 +254,15 @@ impl MockHost {
             }
         }
         ctx::set_installing(true);
+        // What the plugin prints on stderr joins its output, as QEMU shows both.
         // SAFETY:
         // - `install` is a plugin entry point with QEMU's signature; `info` and `argv`
         //   (argc entries of NUL-terminated strings) live for the duration of the call
         //   (argv strings until the host is dropped, as QEMU keeps them with the plugin).
-        let rc = unsafe { install(id, &info, argv.len() as c_int, argv.as_ptr()) };
+        let (rc, stderr) =
+            stderr::capture(|| unsafe { install(id, &info, argv.len() as c_int, argv.as_ptr()) });
         ctx::set_installing(false);
+        hostinfo::outs(&stderr);
         self.args.push(cargs);
         if rc == 0 {
             self.plugins.push(id);
@@ -615,7 +602,6 @@ impl Drop for MockHost {
             h.stop();
         }
         reset_globals();
-        ACTIVE.store(false, std::sync::atomic::Ordering::Relaxed);
     }
 }
 

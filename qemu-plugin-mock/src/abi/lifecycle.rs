@@ -5,13 +5,13 @@ use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use std::ptr;
 
 use super::guard;
-use crate::mock::registry::{self, Callbacks, qemu_plugin_vcpu_discon_cb_t};
-use crate::mock::{ctx, exclusive, glib, hostinfo, memory, scoreboard, translate, vcpu};
+use crate::registry::{self, Callbacks, qemu_plugin_vcpu_discon_cb_t};
 use crate::sys::{
     qemu_plugin_id_t, qemu_plugin_simple_cb_t, qemu_plugin_udata_cb_t,
     qemu_plugin_vcpu_simple_cb_t, qemu_plugin_vcpu_syscall_cb_t, qemu_plugin_vcpu_syscall_ret_cb_t,
     qemu_plugin_vcpu_tb_trans_cb_t,
 };
+use crate::{ctx, exclusive, glib, hostinfo, memory, scoreboard, translate, vcpu};
 
 /// `plugin_reset_uninstall`: asynchronous; with every vCPU stopped, flush TBs,
 /// unregister all callbacks, (uninstall: forget the plugin), then call `cb(id)`.

@@ -20,7 +20,6 @@ static FACTS: Mutex<Option<Facts>> = Mutex::new(None);
 static OUTPUT: Mutex<String> = Mutex::new(String::new());
 static VIOLATIONS: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static ECHO: AtomicBool = AtomicBool::new(false);
-static DISCON: AtomicBool = AtomicBool::new(true);
 static TIME_TAKEN: AtomicBool = AtomicBool::new(false);
 static TIME_SET: AtomicBool = AtomicBool::new(false);
 static TIME_NS: AtomicI64 = AtomicI64::new(0);
@@ -31,21 +30,15 @@ fn lock<T>(m: &'static Mutex<T>) -> MutexGuard<'static, T> {
     m.lock()
 }
 
-/// Sets the facts, echo, and whether the host is QEMU >= 10.2.
-pub(crate) fn configure(facts: Facts, echo: bool, discon: bool) {
+/// Sets the facts and echo.
+pub(crate) fn configure(facts: Facts, echo: bool) {
     *lock(&FACTS) = Some(facts);
     ECHO.store(echo, Ordering::Relaxed);
-    DISCON.store(discon, Ordering::Relaxed);
 }
 
 /// The configured facts.
 pub(crate) fn facts() -> Facts {
     lock(&FACTS).clone().unwrap_or_default()
-}
-
-/// Whether the host pretends to be QEMU >= 10.2 (discontinuity callbacks exist).
-pub(crate) fn discon_available() -> bool {
-    DISCON.load(Ordering::Relaxed)
 }
 
 /// Appends plugin output (`qemu_plugin_outs`), echoing it to stderr if configured.
@@ -101,7 +94,6 @@ pub(crate) fn reset() {
     lock(&OUTPUT).clear();
     lock(&VIOLATIONS).clear();
     ECHO.store(false, Ordering::Relaxed);
-    DISCON.store(true, Ordering::Relaxed);
     TIME_TAKEN.store(false, Ordering::Release);
     TIME_SET.store(false, Ordering::Release);
     TIME_NS.store(0, Ordering::Release);

@@ -5,8 +5,8 @@
 use std::sync::atomic::Ordering::*;
 
 use super::plugin::*;
-use crate::mock::{Block, Churn, MockHost, Workload};
 use crate::sys::{qemu_plugin_scoreboard_find, qemu_plugin_u64_sum};
+use crate::{Block, Churn, MockHost, Workload};
 
 #[test]
 fn eight_vcpus_million_events_each() {

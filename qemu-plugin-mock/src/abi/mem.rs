@@ -5,14 +5,14 @@ use std::ffi::{c_char, c_uint};
 use std::ptr;
 
 use super::guard;
-use crate::mock::ctx::{self, Hwaddr};
-use crate::mock::exec::{meminfo_big_endian, meminfo_sign, meminfo_size_shift, meminfo_store};
-use crate::mock::{glib, hostinfo, memory};
+use crate::ctx::{self, Hwaddr};
+use crate::exec::{meminfo_big_endian, meminfo_sign, meminfo_size_shift, meminfo_store};
 use crate::sys::{
     GByteArray, qemu_plugin_hwaddr, qemu_plugin_mem_value, qemu_plugin_mem_value__bindgen_ty_1,
     qemu_plugin_mem_value__bindgen_ty_1__bindgen_ty_1, qemu_plugin_mem_value_type,
     qemu_plugin_meminfo_t,
 };
+use crate::{glib, hostinfo, memory};
 
 /// `qemu_plugin_mem_size_shift`.
 #[unsafe(no_mangle)]

@@ -4,8 +4,8 @@ use std::ffi::{c_uint, c_void};
 use std::ptr;
 
 use super::guard;
-use crate::mock::hostinfo;
-use crate::mock::scoreboard::{self, Scoreboard};
+use crate::hostinfo;
+use crate::scoreboard::{self, Scoreboard};
 use crate::sys::{qemu_plugin_scoreboard, qemu_plugin_u64};
 
 /// `qemu_plugin_scoreboard_new`: zero-filled, one `element_size` entry per vCPU index.

@@ -12,9 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use qemu_plugin::runtime::allocated_slots;
+use std::sync::OnceLock;
+
 use qemu_plugin::{
-    Args, Info, InlineCounter, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
+    Args, Handle, Info, InlineCounter, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
     qemu_plugin_num_vcpus, qemu_plugin_outs,
 };
 
@@ -22,6 +23,7 @@ struct Icount {
     callback: bool,
     inline: Option<InlineCounter>,
     events: bool,
+    handle: OnceLock<Handle<Icount>>,
 }
 
 #[derive(Default)]
@@ -58,8 +60,14 @@ impl PerVcpu for Icount {
             callback: check || !inline,
             inline: (check || inline).then(InlineCounter::new),
             events: args.bool("events", false)?,
+            handle: OnceLock::new(),
         };
         Ok((plugin, ()))
+    }
+
+    fn started(&self, handle: Handle<Self>) -> Result<()> {
+        let _ = self.handle.set(handle);
+        Ok(())
     }
 
     fn new_shard(&self, _vcpu: VCPUIndex) -> Result<Shard> {
@@ -133,7 +141,7 @@ impl PerVcpu for Icount {
             );
             out += &format!(
                 "icount: slots allocated={} highest vCPU index={}\n",
-                allocated_slots::<Self>()?,
+                self.handle.get().map_or(0, |h| h.allocated_slots()),
                 n.saturating_sub(1)
             );
         }

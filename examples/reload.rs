@@ -1,7 +1,9 @@
 //! `reload`: shows a configuration replaced while the guest runs. It counts executed
 //! instructions whose address lies in a range read from `config=FILE` (two hex numbers,
 //! `START END`), and re-reads the file every `interval=MS` milliseconds (default 100)
-//! on a background thread; every vCPU sees a new range at its next block.
+//! on a background thread started once the plugin is installed, which replaces the
+//! configuration through the plugin's `Handle`; every vCPU sees a new range at its next
+//! block.
 //!
 //! At exit: `reload: N insns in range, M reloads, range START-END`.
 
@@ -10,8 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qemu_plugin::{
-    Args, Error, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu, qemu_plugin_outs,
-    set_config,
+    Args, Error, Handle, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
+    qemu_plugin_outs,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,7 +45,8 @@ fn read_range(path: &Path) -> Result<Range> {
 
 struct Reload {
     path: PathBuf,
-    reloads: &'static AtomicU64,
+    interval: Duration,
+    reloads: AtomicU64,
 }
 
 impl PerVcpu for Reload {
@@ -62,25 +65,36 @@ impl PerVcpu for Reload {
         );
         let interval = Duration::from_millis(args.u64("interval", 100, 1..=3_600_000)?);
         let range = read_range(&path)?;
-        let reloads: &'static AtomicU64 = Box::leak(Box::new(AtomicU64::new(0)));
-        let watched = path.clone();
+        let reloads = AtomicU64::new(0);
+        Ok((
+            Reload {
+                path,
+                interval,
+                reloads,
+            },
+            range,
+        ))
+    }
+
+    fn started(&self, handle: Handle<Self>) -> Result<()> {
+        let (watched, interval) = (self.path.clone(), self.interval);
         std::thread::Builder::new()
             .name("reload-config".into())
             .spawn(move || {
-                let mut current = range;
+                let mut current = *handle.config();
                 loop {
                     std::thread::sleep(interval);
                     if let Ok(r) = read_range(&watched)
                         && r != current
-                        && set_config::<Reload>(r).is_ok()
                     {
+                        handle.set_config(r);
                         current = r;
-                        reloads.fetch_add(1, Ordering::Relaxed);
+                        handle.plugin().reloads.fetch_add(1, Ordering::Relaxed);
                     }
                 }
             })
             .map_err(|e| Error::msg(format!("cannot start the reload thread: {e}")))?;
-        Ok((Reload { path, reloads }, range))
+        Ok(())
     }
 
     fn new_shard(&self, _vcpu: VCPUIndex) -> Result<u64> {

@@ -75,6 +75,7 @@ pub mod error;
 mod glib;
 pub mod handles;
 mod host;
+mod identity;
 pub mod install;
 pub mod plugin;
 pub mod runtime;
@@ -106,8 +107,8 @@ pub use install::{
 };
 pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
 pub use runtime::{
-    Condition, Discontinuity, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch, Syscall,
-    SyscallReturn, Translation, Vcpu, set_config,
+    Condition, Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch,
+    Syscall, SyscallReturn, Translation, Vcpu,
 };
 pub use scoreboard::{
     PluginU64, Scoreboard, ScoreboardEntry, qemu_plugin_scoreboard_sum, qemu_plugin_u64_add,

@@ -7,13 +7,12 @@ use std::any::Any;
 use std::cell::{Cell, RefCell};
 use std::panic;
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::trampoline::Hook;
+use super::hook::Hook;
 use crate::error::Error;
 use crate::sys;
 
-static PLUGIN_ID: AtomicU64 = AtomicU64::new(0);
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 static REPORTED: AtomicBool = AtomicBool::new(false);
 /// An uninstall that a failure in the runtime's vCPU exit hook left for a hook of a live
@@ -31,7 +30,7 @@ thread_local! {
 /// Remembers the plugin id (needed to uninstall) and installs the panic hook that records
 /// a panic's location, which `catch_unwind`'s payload lacks.
 pub(crate) fn prepare(id: sys::qemu_plugin_id_t) {
-    PLUGIN_ID.store(id, Ordering::Relaxed);
+    crate::identity::set_id(id);
     REPORTED.store(false, Ordering::Relaxed);
     DEFERRED.store(false, Ordering::Relaxed);
     HOOK.call_once(|| {
@@ -57,15 +56,10 @@ pub(crate) fn set_installing(on: bool) {
     INSTALLING.store(on, Ordering::Relaxed);
 }
 
-/// The id QEMU gave this plugin at install.
-pub(crate) fn plugin_id() -> sys::qemu_plugin_id_t {
-    PLUGIN_ID.load(Ordering::Relaxed)
-}
-
 /// Prints an install failure: one line on stderr, next to QEMU's own "Could not load
 /// plugin" line (QEMU itself only prints the return code).
 pub(crate) fn install_error(error: &Error) {
-    let line = format!("{}: {error}\n", crate::install::plugin_name());
+    let line = format!("{}: {error}\n", crate::identity::name());
     // Not `eprint!`, which panics if stderr is closed.
     let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
 }
@@ -113,7 +107,7 @@ fn fail(hook: Hook, what: String) {
     );
     let line = format!(
         "{}: {what} (in the {} callback){}\n",
-        crate::install::plugin_name(),
+        crate::identity::name(),
         hook.name(),
         if uninstall {
             "; uninstalling the plugin, the guest continues"
@@ -167,7 +161,7 @@ fn request_uninstall() {
     //   `stopped` (which needs `DEFERRED`, set only by `fail`) gets here then;
     // - QEMU accepts repeated requests (a second one is ignored), and the callback is
     //   a plain function of this object, which `host::pin_module` keeps mapped.
-    unsafe { sys::qemu_plugin_uninstall(plugin_id(), Some(uninstalled)) };
+    unsafe { sys::qemu_plugin_uninstall(crate::identity::id(), Some(uninstalled)) };
 }
 
 extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {}

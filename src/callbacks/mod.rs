@@ -4,6 +4,7 @@
 
 pub(crate) mod exec;
 pub(crate) mod failure;
+pub(crate) mod hook;
 pub(crate) mod stash;
 pub(crate) mod trampoline;
 

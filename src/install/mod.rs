@@ -30,29 +30,15 @@ pub static qemu_plugin_version: c_int = QEMU_PLUGIN_VERSION as c_int;
 /// A function that installs one kind of plugin: it registers its callbacks with QEMU.
 pub type Installer = fn(PluginId, &Args, &Info) -> Result<()>;
 
-struct Registration {
-    name: &'static str,
-    install: Installer,
-}
-
-static REGISTRATION: Mutex<Option<Registration>> = Mutex::new(None);
+static INSTALLER: Mutex<Option<Installer>> = Mutex::new(None);
 
 /// Records which plugin this shared object installs. The `register!` and `per_vcpu!`
 /// macros call it from a constructor that runs when QEMU loads the object; tests call it
 /// directly before the mock host installs. A later call replaces an earlier one.
 #[doc(hidden)]
 pub fn set_installer(name: &'static str, install: Installer) {
-    let mut slot = REGISTRATION.lock().unwrap_or_else(|p| p.into_inner());
-    *slot = Some(Registration { name, install });
-}
-
-/// The registered plugin's name, used to prefix its messages.
-pub(crate) fn plugin_name() -> &'static str {
-    REGISTRATION
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .map_or("qemu-plugin", |r| r.name)
+    crate::identity::set_name(name);
+    *INSTALLER.lock().unwrap_or_else(|p| p.into_inner()) = Some(install);
 }
 
 /// Called by QEMU when it loads the plugin.
@@ -108,11 +94,9 @@ unsafe fn install(
     let args = Args::parse(raw)?;
     // SAFETY: forwarded from this function's contract.
     let info = unsafe { Info::from_raw(info) }?;
-    let install = REGISTRATION
+    let install = INSTALLER
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .as_ref()
-        .map(|r| r.install)
         .ok_or(Error::NoPluginRegistered)?;
     failure::prepare(id);
     crate::host::pin_module();

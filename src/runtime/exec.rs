@@ -11,8 +11,9 @@
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use super::driver::{Runtime, on_shard};
+use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
+use super::shard_access::on_shard;
 use super::shards::First;
 use super::slot::Slot;
 use super::vcpu::Vcpu;

@@ -3,23 +3,37 @@
 //! An event's path (see docs/architecture.md): QEMU calls a generic `extern "C"` hook →
 //! the hook finds the runtime (an exec callback through the userdata QEMU hands back,
 //! which is segment 0 of the shard array; any other hook through one global pointer, in
-//! `driver`) → the vCPU's slot (`slot`) in the never-moving shard array (`shards`), by
+//! `installed`) → the vCPU's slot (`slot`) in the never-moving shard array (`shards`), by
 //! index → the user's closure or hook gets `&mut` that vCPU's shard ([`Vcpu`]) → at vCPU
 //! exit, and at QEMU's exit for the rest, the shard is merged into the total.
+//!
+//! One job per file: `installed` (the runtime object and how hooks find it),
+//! `shard_access` (the exec-time hot path), `exec` (the exec trampoline), `hooks` (every
+//! other `extern "C"` hook), `report` (exit and execve reports), `install`, `handle`,
+//! `process` (fork and execve), `target` (per-architecture facts), `macros`
+//! (`per_vcpu!`), and the data structures `shards`, `slot`, `barrier`, `inline`.
 
 mod barrier;
-pub(crate) mod driver;
 mod exec;
+pub(crate) mod handle;
+mod hooks;
 mod inline;
+mod install;
+pub(crate) mod installed;
+mod macros;
 mod per_vcpu;
 mod process;
+mod report;
+pub(crate) mod shard_access;
 mod shards;
 mod slot;
+mod target;
 mod translate;
 mod vcpu;
 
-pub use driver::{allocated_slots, install, set_config};
+pub use handle::Handle;
 pub use inline::{Condition, InlineCounter};
+pub use install::install;
 pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
 pub use vcpu::Vcpu;

@@ -4,6 +4,7 @@ use crate::callbacks::discon::{DisconKind, DisconTypes};
 use crate::error::Result;
 use crate::{Args, Info, VCPUIndex};
 
+use super::handle::Handle;
 use super::translate::Translation;
 use super::vcpu::Vcpu;
 
@@ -19,7 +20,7 @@ use super::vcpu::Vcpu;
 ///   shard into [`Self::Total`], which [`PerVcpu::on_exit`] receives (a guest that forks
 ///   or execs: see there).
 /// - [`Self::Config`] is shared by all vCPUs and may be replaced while the guest runs
-///   ([`crate::set_config`]); each vCPU sees the new value at its next event.
+///   ([`Handle::set_config`](super::Handle::set_config)); each vCPU sees the new value at its next event.
 ///
 /// An `Err` or a panic in any method is reported once through `qemu_plugin_outs`; after
 /// it the runtime calls no more user code (exec closures of blocks already translated
@@ -48,6 +49,14 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
 
     /// Builds the plugin and its initial configuration from the arguments.
     fn new(args: &Args, info: &Info) -> Result<(Self, Self::Config)>;
+
+    /// Called once at install, after the runtime is set up and its hooks are registered,
+    /// with the [`Handle`] through which the plugin changes its configuration or asks
+    /// QEMU to uninstall or reset it (keep it, or move it into a thread started here).
+    /// An `Err` refuses the install.
+    fn started(&self, handle: Handle<Self>) -> Result<()> {
+        Ok(())
+    }
 
     /// A fresh shard for vCPU `vcpu` (called on that vCPU's thread).
     fn new_shard(&self, vcpu: VCPUIndex) -> Result<Self::Shard>;

@@ -17,11 +17,12 @@ use std::ffi::c_int;
 use std::sync::Once;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
-use super::driver::Runtime;
+use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
+use super::report;
+use crate::VCPUIndex;
 use crate::callbacks::trampoline::{Hook, guard};
 use crate::error::Result;
-use crate::{Info, VCPUIndex};
 
 unsafe extern "C" {
     /// glibc's `pthread_atfork` (POSIX).
@@ -48,7 +49,7 @@ pub(crate) fn arm<P: PerVcpu>() {
             crate::api::misc::outs_raw(&format!(
                 "{}: pthread_atfork failed ({rc}): a forked guest's child would report its \
                  parent's counts as well as its own\n",
-                crate::install::plugin_name()
+                crate::identity::name()
             ));
         }
     });
@@ -77,26 +78,6 @@ fn reset_child<P: PerVcpu>() -> Result<()> {
     Ok(())
 }
 
-/// The syscall numbers of `execve` and `execveat` on the guest architecture, from the
-/// target name QEMU reports (`x86_64-linux-user`); empty in system mode and for targets
-/// not listed here (a successful execve there loses the counts since the last exit, as
-/// it does for QEMU's own plugins).
-pub(crate) fn exec_syscalls(info: &Info) -> [i64; 2] {
-    if !info.is_user_mode() {
-        return [-1, -1];
-    }
-    let arch = info.target_name.split('-').next().unwrap_or("");
-    match arch {
-        "x86_64" => [59, 322],
-        "i386" => [11, 358],
-        "aarch64" | "aarch64_be" | "riscv32" | "riscv64" | "loongarch64" => [221, 281],
-        "arm" | "armeb" => [11, 387],
-        "ppc" | "ppc64" | "ppc64le" => [11, 362],
-        "s390x" => [11, 354],
-        _ => [-1, -1],
-    }
-}
-
 /// At a syscall: if it is an execve of a program that exists, report the total so far.
 pub(crate) fn before_syscall<P: PerVcpu>(
     rt: &'static Runtime<P>,
@@ -112,7 +93,7 @@ pub(crate) fn before_syscall<P: PerVcpu>(
         return Ok(());
     };
     if num >= 0 && will_exec(path_arg) {
-        rt.report_before_exec(index)?;
+        report::before_exec(rt, index)?;
     }
     Ok(())
 }

@@ -12,7 +12,7 @@
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::barrier;
 use super::per_vcpu::PerVcpu;
@@ -106,13 +106,12 @@ impl<P: PerVcpu> Slot<P> {
         std::mem::forget(unsafe { &mut *self.vcpu.get() }.take());
     }
 
-    /// After [`Self::close`] on every slot and one [`barrier::heavy`]: waits (up to
-    /// `limit`) until the owner is outside its hook, then takes the shard. `Err(())` if
-    /// the owner is still busy at the limit: the shard is then left alone.
-    pub(crate) fn take_closed(&self, limit: Duration) -> Result<Option<Vcpu<P>>, ()> {
-        let start = Instant::now();
+    /// After [`Self::close`] on every slot and one [`barrier::heavy`]: waits (until
+    /// `deadline`) until the owner is outside its hook, then takes the shard. `Err(())`
+    /// if the owner is still busy at the deadline: the shard is then left alone.
+    pub(crate) fn take_closed(&self, deadline: Instant) -> Result<Option<Vcpu<P>>, ()> {
         while self.busy.load(Ordering::Acquire) {
-            if start.elapsed() > limit {
+            if Instant::now() > deadline {
                 return Err(());
             }
             std::thread::yield_now();

@@ -140,6 +140,11 @@ impl PerVcpu for Counter {
     }
 }
 
+/// The installed `Counter`'s handle.
+fn handle() -> runtime::Handle<Counter> {
+    runtime::Handle::new(runtime::installed::Runtime::get().unwrap())
+}
+
 fn install(host: &mut MockHost, args: &[&str]) -> i32 {
     TOTALS.lock().unwrap().take();
     NEW_SHARDS.store(0, Ordering::Relaxed);
@@ -192,7 +197,7 @@ fn eight_vcpus_millions_of_events_with_a_config_swap() {
     let per = w.insns_per_vcpu();
     assert_eq!(per, 10 * scaled(50_000) + 25 * scaled(20_000));
     assert_eq!(host.run(&w).insns, 8 * per);
-    runtime::set_config::<Counter>(3).unwrap();
+    handle().set_config(3);
     assert_eq!(host.run(&w).insns, 8 * per);
     host.atexit();
     let totals = take_totals().expect("on_exit ran");
@@ -223,7 +228,7 @@ fn config_swapped_while_vcpus_run_is_seen_by_every_vcpu() {
     let w = million();
     let swapper = std::thread::spawn(|| {
         std::thread::sleep(std::time::Duration::from_millis(5));
-        runtime::set_config::<Counter>(2).unwrap();
+        handle().set_config(2);
     });
     host.run(&w);
     swapper.join().unwrap();
@@ -252,7 +257,7 @@ fn shard_is_created_lazily_on_an_event_before_init() {
     let mut host = MockHost::system(2);
     assert_eq!(install(&mut host, &[]), 0);
     // No vCPU booted: an exec-time event for vCPU 1 arrives first, on this thread.
-    runtime::driver::on_exec::<Counter>(1, |cpu| cpu.m.events += 7);
+    runtime::shard_access::on_exec::<Counter>(1, |cpu| cpu.m.events += 7);
     assert_eq!(NEW_SHARDS.load(Ordering::Relaxed), 1);
     host.atexit();
     let totals = take_totals().unwrap();
@@ -320,7 +325,7 @@ fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
         n * w.insns_per_vcpu()
     );
     assert!(totals.iter().all(|m| m.events == w.insns_per_vcpu()));
-    let slots = runtime::allocated_slots::<Counter>().unwrap();
+    let slots = handle().allocated_slots();
     let peak = stats.max_index as usize + 1;
     assert!(
         slots >= peak && slots <= 2 * peak + FIRST,
@@ -579,7 +584,7 @@ fn a_shard_array_without_an_owner_is_an_error_not_a_runtime() {
     let shards: &'static super::shards::Shards<super::slot::Slot<Counter>> =
         Box::leak(Box::new(super::shards::Shards::new()));
     assert!(matches!(
-        super::driver::Runtime::<Counter>::of_first(shards.first()),
+        super::installed::Runtime::<Counter>::of_first(shards.first()),
         Err(Error::RuntimeNotInstalled { .. })
     ));
 }

@@ -11,10 +11,12 @@ use std::any::Any;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use super::driver::{Runtime, on_exec};
 use super::exec::shard_udata;
+use super::handle::Handle;
 use super::inline::{Condition, InlineCounter};
+use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
+use super::shard_access::on_exec;
 use super::vcpu::Vcpu;
 use crate::callbacks::exec;
 use crate::handles::insn::Instruction;
@@ -77,7 +79,12 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
         &self.config
     }
 
-    /// This thread's scratch area.
+    /// The plugin's [`Handle`].
+    pub fn handle(&self) -> Handle<P> {
+        Handle::new(self.rt)
+    }
+
+    /// Per-thread scratch storage for translation-time work (see [`Scratch`]).
     pub fn scratch(&mut self) -> &mut Scratch {
         self.scratch
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use arc_swap::{ArcSwap, Cache};
 
+use super::handle::Handle;
 use super::inline::InlineCounter;
+use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
 use crate::VCPUIndex;
 
@@ -16,6 +18,7 @@ use crate::VCPUIndex;
 pub struct Vcpu<P: PerVcpu> {
     shard: P::Shard,
     index: VCPUIndex,
+    rt: &'static Runtime<P>,
     config: Cache<&'static ArcSwap<P::Config>, Arc<P::Config>>,
 }
 
@@ -23,11 +26,13 @@ impl<P: PerVcpu> Vcpu<P> {
     pub(crate) fn new(
         shard: P::Shard,
         index: VCPUIndex,
+        rt: &'static Runtime<P>,
         config: &'static ArcSwap<P::Config>,
     ) -> Self {
         Self {
             shard,
             index,
+            rt,
             config: Cache::new(config),
         }
     }
@@ -38,8 +43,13 @@ impl<P: PerVcpu> Vcpu<P> {
         self.index
     }
 
+    /// The plugin's [`Handle`].
+    pub fn handle(&self) -> Handle<P> {
+        Handle::new(self.rt)
+    }
+
     /// The current configuration. Costs one atomic load to check for a newer value; a
-    /// value replaced by [`crate::set_config`] is seen at the next call.
+    /// value replaced by [`Handle::set_config`] is seen at the next call.
     #[inline]
     pub fn config(&mut self) -> &P::Config {
         let config: &P::Config = self.config.load();

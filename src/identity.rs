@@ -1,0 +1,30 @@
+//! Who this plugin is: the name its registering macro gave it (which prefixes every
+//! message the crate prints) and the id QEMU gave it at install.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
+
+use crate::PluginId;
+
+static NAME: Mutex<&'static str> = Mutex::new("qemu-plugin");
+static ID: AtomicU64 = AtomicU64::new(0);
+
+/// Records the plugin's name (from `register!` / `per_vcpu!`).
+pub(crate) fn set_name(name: &'static str) {
+    *NAME.lock().unwrap_or_else(PoisonError::into_inner) = name;
+}
+
+/// The plugin's name, used to prefix its messages.
+pub(crate) fn name() -> &'static str {
+    *NAME.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Records the id QEMU gave the plugin at install.
+pub(crate) fn set_id(id: PluginId) {
+    ID.store(id, Ordering::Relaxed);
+}
+
+/// The id QEMU gave the plugin at install.
+pub(crate) fn id() -> PluginId {
+    ID.load(Ordering::Relaxed)
+}

@@ -1,0 +1,83 @@
+//! The exec-time hot path: from a vCPU index (and segment 0 of the shard array, which
+//! QEMU's userdata carries) to `&mut` that vCPU's shard, with the shard created on the
+//! cold path when the vCPU has none yet.
+
+use super::installed::Runtime;
+use super::per_vcpu::PerVcpu;
+use super::shards::First;
+use super::slot::Slot;
+use super::vcpu::Vcpu;
+use crate::VCPUIndex;
+use crate::callbacks::failure;
+use crate::callbacks::trampoline::{Hook, guard};
+
+/// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
+/// memory), given segment 0 of the runtime's shard array, creating the shard first if
+/// this vCPU has none yet. No lock, no atomic read-modify-write. A panic in `f` is caught
+/// and reported as `Hook::Exec`'s.
+///
+/// Only the common case is inlined into the trampoline (index below
+/// [`FIRST`](super::shards::FIRST), a constant; shard present); everything else is in the
+/// cold [`on_shard_slow`], which catches its own panics and so cannot unwind: the
+/// trampoline reaches it by a tail jump and needs no stack frame.
+#[inline(always)]
+pub(crate) fn on_shard<P: PerVcpu>(
+    first: &'static First<Slot<P>>,
+    index: VCPUIndex,
+    f: impl FnOnce(&mut Vcpu<P>),
+) {
+    if let Some(slot) = first.get(index as usize) {
+        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread
+        // (see `Slot::exec_cell`).
+        if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
+            return guard(Hook::Exec, (), || {
+                f(vcpu);
+                Ok(())
+            });
+        }
+    }
+    on_shard_slow(first, index, f)
+}
+
+/// The rest of [`on_shard`]: a vCPU index past segment 0, or a shard to create.
+///
+/// `extern "C"` only to tell the compiler that nothing unwinds out of it (its `guard`
+/// catches every panic), so that the trampoline can jump to it instead of calling it
+/// under a landing pad; it is never called from C.
+#[cold]
+#[inline(never)]
+#[allow(improper_ctypes_definitions)]
+extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
+    first: &'static First<Slot<P>>,
+    index: VCPUIndex,
+    f: F,
+) {
+    guard(Hook::Exec, (), || {
+        let rt = Runtime::of_first(first)?;
+        let slot = rt.shards.get(index as usize);
+        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
+        let cell = unsafe { slot.exec_cell() };
+        if cell.is_none() {
+            // No shard after a reported failure: a failing `new_shard` would otherwise
+            // run again at every event until QEMU's uninstall takes effect.
+            if failure::stopped(true) {
+                return Ok(());
+            }
+            *cell = Some(rt.fresh(index)?);
+        }
+        if let Some(vcpu) = cell.as_mut() {
+            f(vcpu)
+        }
+        Ok(())
+    })
+}
+
+/// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it
+/// (memory callbacks).
+#[inline(always)]
+pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
+    match Runtime::<P>::get() {
+        Ok(rt) => on_shard(rt.shards.first(), index, f),
+        Err(e) => failure::error(Hook::Exec, &e),
+    }
+}

@@ -39,6 +39,8 @@ pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
 pub use vcpu::Vcpu;
 
 #[cfg(test)]
+mod exit_tests;
+#[cfg(test)]
 mod hook_failure_tests;
 #[cfg(test)]
 mod process_tests;

@@ -12,7 +12,7 @@ use crate::error::Result;
 
 /// How long QEMU's exit waits, in all, for vCPU threads to leave the hooks they are in
 /// before leaving their shards alone.
-const EXIT_WAIT: Duration = Duration::from_secs(2);
+pub(crate) const EXIT_WAIT: Duration = Duration::from_secs(2);
 
 /// At QEMU's exit: merges every remaining shard and hands the total to `on_exit`.
 pub(crate) fn at_exit<P: PerVcpu>(rt: &'static Runtime<P>) -> Result<()> {

@@ -89,6 +89,12 @@ impl<P: PerVcpu> Slot<P> {
         unsafe { &mut *self.vcpu.get() }
     }
 
+    /// Whether the owner is inside a hook of this slot (for tests of the exit protocol).
+    #[cfg(test)]
+    pub(crate) fn is_busy(&self) -> bool {
+        self.busy.load(Ordering::Acquire)
+    }
+
     /// Closes the slot to its owner (step 1 of taking it at exit).
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Relaxed);

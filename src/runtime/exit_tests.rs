@@ -1,0 +1,151 @@
+//! Tests of the exit-side protocol (holes 2, 3 and 8 of the second soundness review),
+//! each named after the hole it closes and checking the property that was broken.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use super::installed::Runtime;
+use super::report;
+use crate::runtime::{self, PerVcpu, Translation, Vcpu};
+use crate::{Args, Error, Info, Result, VCPUIndex};
+use qemu_plugin_mock::{Block, MockHost, Workload};
+
+/// For each merge: (vCPU index, whether its slot was still marked busy while merging).
+static MERGES: Mutex<Vec<(VCPUIndex, bool)>> = Mutex::new(Vec::new());
+static REPORTS: Mutex<Vec<Vec<VCPUIndex>>> = Mutex::new(Vec::new());
+
+/// Counts instructions; `fail=N` makes the merge of vCPU N add its entry and then fail
+/// (`how=err`) or panic (`how=panic`).
+struct Probe {
+    fail: Option<VCPUIndex>,
+    panic: bool,
+}
+
+impl PerVcpu for Probe {
+    type Config = ();
+    type Shard = u64;
+    type Total = Vec<VCPUIndex>;
+
+    fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
+        args.expect_only(&["fail", "how"])?;
+        let fail = args.string("fail")?.map(|v| v.parse().unwrap());
+        let panic = args.choice("how", "err", &["err", "panic"])? == "panic";
+        Ok((Probe { fail, panic }, ()))
+    }
+    fn new_shard(&self, _vcpu: VCPUIndex) -> Result<u64> {
+        Ok(0)
+    }
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        tb.on_exec(|cpu: &mut Vcpu<Self>| **cpu += 1);
+        Ok(())
+    }
+    fn merge(&self, total: &mut Vec<VCPUIndex>, cpu: Vcpu<Self>) -> Result<()> {
+        let i = cpu.index();
+        let rt = Runtime::<Self>::get()?;
+        MERGES
+            .lock()
+            .unwrap()
+            .push((i, rt.shards.get(i as usize).is_busy()));
+        total.push(i);
+        if self.fail == Some(i) {
+            if self.panic {
+                panic!("merge of vCPU {i} panics");
+            }
+            return Err(Error::msg(format!("merge of vCPU {i} fails")));
+        }
+        Ok(())
+    }
+    fn on_exit(&self, total: Vec<VCPUIndex>) -> Result<()> {
+        REPORTS.lock().unwrap().push(total);
+        Ok(())
+    }
+}
+
+fn install(host: &mut MockHost, args: &[&str]) {
+    MERGES.lock().unwrap().clear();
+    REPORTS.lock().unwrap().clear();
+    crate::install::set_installer("probe", runtime::install::<Probe>);
+    assert_eq!(
+        host.install(crate::install::qemu_plugin_install, args),
+        0,
+        "{}",
+        host.output()
+    );
+}
+
+fn workload() -> Workload {
+    Workload::new().step(Block::synthetic(0x1000, 5), 10)
+}
+
+/// Hole 2: a vCPU's exit merged its shard after releasing its slot, so an exit of QEMU
+/// running meanwhile could take the total first and the merge landed nowhere. The
+/// slot must stay busy until the shard is in the total, in the vCPU exit hook and in the
+/// report before an execve.
+#[test]
+fn hole2_vcpu_exit_and_execve_report_hold_the_slot_across_the_merge() {
+    let mut host = MockHost::user();
+    install(&mut host, &[]);
+    let v = host.spawn_vcpus(3);
+    host.run(&workload());
+    host.exit_vcpu(v[1]);
+    // x86-64 execve with an unreadable path, which counts as a program that exists.
+    host.syscall(v[2], 59, [0; 8], -2);
+    host.atexit();
+    let merges = MERGES.lock().unwrap().clone();
+    assert!(merges.contains(&(v[1], true)), "vCPU exit: {merges:?}");
+    assert!(merges.contains(&(v[2], true)), "execve report: {merges:?}");
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}
+
+/// Hole 3: a merge that failed left its partial update in the total, and the failure was
+/// recorded only after the total's lock was released, so an exit in that window handed
+/// `on_exit` a half-updated total. The total must be unusable, under its lock, as soon
+/// as a merge fails or panics.
+#[test]
+fn hole3_a_failed_merge_spoils_the_total_under_its_lock() {
+    for how in ["err", "panic"] {
+        let mut host = MockHost::user();
+        install(&mut host, &["fail=1", &format!("how={how}")]);
+        let v = host.spawn_vcpus(2);
+        host.run(&workload());
+        host.exit_vcpu(v[1]);
+        let rt = Runtime::<Probe>::get().unwrap();
+        assert!(
+            rt.take_total(false).is_none(),
+            "how={how}: the total still holds the failed merge's partial update"
+        );
+        assert!(
+            host.output().contains("merge of vCPU 1"),
+            "how={how}: {}",
+            host.output()
+        );
+        host.atexit();
+        assert!(REPORTS.lock().unwrap().is_empty(), "how={how}");
+    }
+}
+
+/// Hole 8: QEMU's exit waited up to 2 s for each vCPU stuck inside a hook, restarting
+/// the wait for every slot. One deadline must bound the whole exit.
+#[test]
+fn hole8_exit_waits_on_one_deadline_for_all_stuck_vcpus() {
+    let mut host = MockHost::user();
+    install(&mut host, &[]);
+    let rt = Runtime::<Probe>::get().unwrap();
+    // Three slots whose owners never leave their hook.
+    let held: Vec<_> = (0..3).map(|i| rt.shards.get(i).enter().unwrap()).collect();
+    let start = Instant::now();
+    report::at_exit(rt).unwrap();
+    let waited = start.elapsed();
+    drop(held);
+    assert!(
+        waited < 2 * report::EXIT_WAIT,
+        "exit waited {waited:?} for 3 stuck vCPUs (one deadline is {:?})",
+        report::EXIT_WAIT
+    );
+    assert!(
+        host.output()
+            .contains("3 vCPU(s) stayed inside a callback during exit (indexes [0, 1, 2])"),
+        "{}",
+        host.output()
+    );
+}

@@ -6,6 +6,7 @@
 //! into a total when a vCPU exits and when QEMU exits. A per-vCPU instruction counter:
 //!
 //! ```
+//! # extern crate qemu_plugin_mock; // QEMU's symbols, for the doctest's executable
 //! use qemu_plugin::{per_vcpu, Args, Info, PerVcpu, Result, Translation, Vcpu, VCPUIndex};
 //!
 //! #[derive(Default)]
@@ -81,11 +82,6 @@ pub mod plugin;
 pub mod runtime;
 pub mod scoreboard;
 pub mod sys;
-
-/// The README's example, compiled and run as a doctest.
-#[cfg(doctest)]
-#[doc = include_str!("../README.md")]
-struct ReadmeDoctests;
 
 pub use api::guest::*;
 pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};

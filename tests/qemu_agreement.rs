@@ -264,3 +264,30 @@ fn trace_counts_match_bb_c_and_syscall_c() {
         assert_eq!(summary.files, 1, "one vCPU, one file\n{}", r.describe());
     }
 }
+
+/// The README's plugin (`examples/readme.rs`) counts what bb.c counts in the same run.
+#[test]
+fn readme_plugin_matches_bb_c() {
+    let (guest, gargs) = COMPUTE;
+    let run = run_user(
+        "readme-compute",
+        &[
+            Plugin::new(example(Api::V5, "readme"), &[]),
+            Plugin::new(ref_plugin("bb"), &[]),
+        ],
+        guest,
+        gargs,
+    );
+    run.assert_success();
+    let bb = parse_bb(&run.log);
+    let ours: u64 = run
+        .log
+        .lines()
+        .find_map(|l| l.strip_prefix("total insns: "))
+        .unwrap_or_else(|| panic!("no `total insns:` line\n{}", run.describe()))
+        .trim()
+        .parse()
+        .expect("a number");
+    eprintln!("readme on {guest}: {ours}, bb.c {}", bb.total_insns);
+    assert_eq!(ours, bb.total_insns, "{}", run.describe());
+}

@@ -10,11 +10,35 @@ use crate::sys;
 
 /// Details of one memory access (`qemu_plugin_meminfo_t`), borrowed for the memory
 /// callback that received it. Needs: any QEMU with plugins.
+///
+/// Neither `Send` nor `Sync`: QEMU answers [`Self::value`] from the state of the vCPU
+/// that is running the callback (its thread's `current_cpu`), so the handle must stay on
+/// that thread. Sending it to another thread does not compile:
+///
+/// ```compile_fail,E0277
+/// # extern crate qemu_plugin_mock; // so that only the type check can fail
+/// fn on_another_thread<T: Send>(_: T) {}
+/// fn callback(info: qemu_plugin::MemoryInfo<'_>) {
+///     on_another_thread(info);
+/// }
+/// ```
+///
+/// ```compile_fail,E0277
+/// # extern crate qemu_plugin_mock; // so that only the type check can fail
+/// fn shared_with_another_thread<T: Sync>(_: &T) {}
+/// fn callback(info: qemu_plugin::MemoryInfo<'_>) {
+///     shared_with_another_thread(&info);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MemoryInfo<'a> {
     info: sys::qemu_plugin_meminfo_t,
-    marker: PhantomData<&'a ()>,
+    marker: PhantomData<(&'a (), OnVcpuThread)>,
 }
+
+/// Makes a handle neither `Send` nor `Sync`: QEMU answers calls on it from the calling
+/// thread's `current_cpu`, which only the vCPU thread running the callback has.
+type OnVcpuThread = *const ();
 
 impl MemoryInfo<'_> {
     /// # Safety
@@ -108,10 +132,20 @@ impl From<sys::qemu_plugin_mem_value> for MemValue {
 
 /// The physical side of a memory access (`struct qemu_plugin_hwaddr *`), system mode
 /// only, borrowed for the memory callback. Needs: any QEMU with plugins.
+///
+/// Neither `Send` nor `Sync`, like [`MemoryInfo`]:
+///
+/// ```compile_fail,E0277
+/// # extern crate qemu_plugin_mock; // so that only the type check can fail
+/// fn on_another_thread<T: Send>(_: T) {}
+/// fn callback(hw: qemu_plugin::HwAddr<'_>) {
+///     on_another_thread(hw);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct HwAddr<'a> {
     ptr: NonNull<sys::qemu_plugin_hwaddr>,
-    marker: PhantomData<&'a ()>,
+    marker: PhantomData<(&'a (), OnVcpuThread)>,
 }
 
 impl HwAddr<'_> {

@@ -163,7 +163,16 @@ impl<'a, P: PerVcpu> Deref for InsnTranslation<'a, P> {
     }
 }
 
-/// One memory access, as a [`PerVcpu`] memory closure sees it.
+/// One memory access, as a [`PerVcpu`] memory closure sees it. Like its
+/// [`MemoryInfo`](crate::MemoryInfo), it stays on the vCPU thread running the closure:
+///
+/// ```compile_fail,E0277
+/// # extern crate qemu_plugin_mock; // so that only the type check can fail
+/// fn on_another_thread<T: Send>(_: T) {}
+/// fn closure(access: qemu_plugin::MemAccess<'_>) {
+///     on_another_thread(access);
+/// }
+/// ```
 #[derive(Debug, Clone, Copy)]
 pub struct MemAccess<'a> {
     /// The guest virtual address.

@@ -19,7 +19,7 @@ use super::slot::Slot;
 use super::vcpu::Vcpu;
 use crate::VCPUIndex;
 use crate::callbacks::exec::Udata;
-use crate::callbacks::stash::stash;
+use crate::callbacks::stash::{stash, stateless};
 
 /// A closure stored with the shard array it runs on.
 struct Bound<P: PerVcpu, F> {
@@ -35,8 +35,8 @@ where
     F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
 {
     let first = rt.shards.first();
-    let userdata = if size_of::<F>() == 0 {
-        // A zero-sized closure has no state to keep (and no drop glue that matters).
+    let userdata = if stateless::<F>() {
+        // No state to keep and no drop glue: forgetting it is dropping it.
         std::mem::forget(f);
         (first as *const First<Slot<P>>).cast_mut().cast::<c_void>()
     } else {
@@ -54,8 +54,8 @@ where
 /// `userdata` was produced by `shard_udata::<P, F>` and (if boxed) not freed yet.
 #[inline(always)]
 unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static First<Slot<P>>, &'u F) {
-    if size_of::<F>() == 0 {
-        // SAFETY: for a zero-sized `F`, `shard_udata` passed segment 0 of a leaked,
+    if stateless::<F>() {
+        // SAFETY: for a stateless `F`, `shard_udata` passed segment 0 of a leaked,
         // never-freed runtime, and any well-aligned non-null pointer is a valid `&F`.
         unsafe {
             (

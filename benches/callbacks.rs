@@ -164,7 +164,9 @@ impl PerVcpu for Bench {
             "capture" => Mode::Capture,
             _ => Mode::Shard,
         };
-        let counter = (mode == Mode::Inline).then(InlineCounter::new);
+        let counter = (mode == Mode::Inline)
+            .then(InlineCounter::new)
+            .transpose()?;
         Ok((Bench { mode, counter }, 1))
     }
 

@@ -58,7 +58,7 @@ impl PerVcpu for Icount {
         let check = args.bool("check", false)?;
         let plugin = Icount {
             callback: check || !inline,
-            inline: (check || inline).then(InlineCounter::new),
+            inline: (check || inline).then(InlineCounter::new).transpose()?,
             events: args.bool("events", false)?,
             handle: OnceLock::new(),
         };

@@ -26,7 +26,10 @@ impl PerVcpu for Mem {
             "w" => MemRW::QEMU_PLUGIN_MEM_W,
             _ => MemRW::QEMU_PLUGIN_MEM_RW,
         };
-        let inline = args.bool("inline", false)?.then(InlineCounter::new);
+        let inline = args
+            .bool("inline", false)?
+            .then(InlineCounter::new)
+            .transpose()?;
         Ok((Mem { rw, inline }, ()))
     }
 

@@ -52,6 +52,11 @@ pub(crate) fn prepare(id: sys::qemu_plugin_id_t) {
     });
 }
 
+/// Whether QEMU is inside the plugin's `qemu_plugin_install` now.
+pub(crate) fn installing() -> bool {
+    INSTALLING.load(Ordering::Relaxed)
+}
+
 pub(crate) fn set_installing(on: bool) {
     INSTALLING.store(on, Ordering::Relaxed);
 }

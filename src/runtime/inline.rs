@@ -6,11 +6,14 @@ use std::sync::atomic::{AtomicPtr, Ordering};
 
 use crossbeam_utils::CachePadded;
 
+use crate::error::{Error, Result};
 use crate::scoreboard::{PluginU64, Scoreboard};
 use crate::{PluginCondition, VCPUIndex};
 
-/// A per-vCPU counter updated inline by QEMU. Create it in [`PerVcpu::new`](crate::PerVcpu::new)
-/// (it lives for the rest of the process), add to it from
+/// A per-vCPU counter updated inline by QEMU. Create it in [`PerVcpu::new`](crate::PerVcpu::new):
+/// each counter is a QEMU scoreboard that lives for the rest of the process, so creating
+/// one anywhere else (where it could happen once per translation, without bound) is an
+/// error. Add to it from
 /// [`Translation`](crate::Translation), and take each vCPU's value in
 /// [`PerVcpu::merge`](crate::PerVcpu::merge) with [`Vcpu::take_inline`](crate::Vcpu::take_inline),
 /// which also resets it so a reused vCPU index starts from zero.
@@ -21,12 +24,18 @@ pub struct InlineCounter {
 }
 
 impl InlineCounter {
-    /// A new counter, zero for every vCPU.
-    #[allow(clippy::new_without_default)]
-    pub fn new() -> Self {
+    /// A new counter, zero for every vCPU. Only while the plugin installs (from
+    /// [`PerVcpu::new`](crate::PerVcpu::new)); elsewhere an error says so.
+    pub fn new() -> Result<Self> {
+        if !crate::callbacks::failure::installing() {
+            return Err(Error::msg(
+                "InlineCounter::new is only allowed while the plugin installs (in PerVcpu::new): \
+                 each counter is a QEMU scoreboard that lives as long as the process",
+            ));
+        }
         let board = Scoreboard::new().leak();
         register(board);
-        Self { board }
+        Ok(Self { board })
     }
 
     pub(crate) fn entry(&self) -> PluginU64<'static> {
@@ -129,5 +138,26 @@ impl From<Condition> for PluginCondition {
             Condition::Gt => PluginCondition::QEMU_PLUGIN_COND_GT,
             Condition::Ge => PluginCondition::QEMU_PLUGIN_COND_GE,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hole 10: every `InlineCounter::new` leaked a scoreboard, so a plugin creating
+    /// counters at translation grew without bound. Only an install may create them now.
+    #[test]
+    fn hole10_inline_counters_are_created_only_at_install() {
+        let _host = qemu_plugin_mock::MockHost::user();
+        let err = InlineCounter::new().expect_err("created outside install");
+        assert!(
+            err.to_string()
+                .contains("only allowed while the plugin installs")
+        );
+        crate::callbacks::failure::set_installing(true);
+        let made = InlineCounter::new();
+        crate::callbacks::failure::set_installing(false);
+        assert_eq!(made.expect("created at install").sum(), 0);
     }
 }

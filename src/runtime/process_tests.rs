@@ -40,7 +40,7 @@ impl PerVcpu for Counting {
         args.expect_only(&[])?;
         Ok((
             Counting {
-                inline: InlineCounter::new(),
+                inline: InlineCounter::new()?,
             },
             (),
         ))

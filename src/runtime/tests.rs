@@ -54,7 +54,10 @@ impl PerVcpu for Counter {
     fn new(args: &Args, _info: &Info) -> Result<(Self, u64)> {
         args.expect_only(&["weight", "inline", "capture", "panic_at", "fail_syscalls"])?;
         let plugin = Counter {
-            inline: args.bool("inline", false)?.then(InlineCounter::new),
+            inline: args
+                .bool("inline", false)?
+                .then(InlineCounter::new)
+                .transpose()?,
             capture: args.bool("capture", false)?,
             panic_at: args.u64("panic_at", 0, 0..=u64::MAX)?,
             fail_syscalls: args.bool("fail_syscalls", false)?,
@@ -533,7 +536,7 @@ impl PerVcpu for Threshold {
     fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
         Ok((
             Threshold {
-                counter: InlineCounter::new(),
+                counter: InlineCounter::new()?,
             },
             (),
         ))

@@ -28,6 +28,9 @@ struct Merged {
 
 static TOTALS: Mutex<Option<Vec<Merged>>> = Mutex::new(None);
 static NEW_SHARDS: AtomicU64 = AtomicU64::new(0);
+/// vCPUs holding at their `hold_at`-th event, and whether the test has swapped the config.
+static HELD: AtomicU64 = AtomicU64::new(0);
+static SWAPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 fn take_totals() -> Option<Vec<Merged>> {
     TOTALS.lock().unwrap().take()
@@ -38,6 +41,7 @@ struct Counter {
     inline: Option<InlineCounter>,
     capture: bool,
     panic_at: u64,
+    hold_at: u64,
     fail_syscalls: bool,
 }
 
@@ -52,7 +56,14 @@ impl PerVcpu for Counter {
     type Total = Vec<Merged>;
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, u64)> {
-        args.expect_only(&["weight", "inline", "capture", "panic_at", "fail_syscalls"])?;
+        args.expect_only(&[
+            "weight",
+            "inline",
+            "capture",
+            "panic_at",
+            "hold_at",
+            "fail_syscalls",
+        ])?;
         let plugin = Counter {
             inline: args
                 .bool("inline", false)?
@@ -60,6 +71,7 @@ impl PerVcpu for Counter {
                 .transpose()?,
             capture: args.bool("capture", false)?,
             panic_at: args.u64("panic_at", 0, 0..=u64::MAX)?,
+            hold_at: args.u64("hold_at", 0, 0..=u64::MAX)?,
             fail_syscalls: args.bool("fail_syscalls", false)?,
         };
         Ok((plugin, args.u64("weight", 1, 1..=1000)?))
@@ -76,7 +88,7 @@ impl PerVcpu for Counter {
     }
 
     fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
-        let panic_at = self.panic_at;
+        let (panic_at, hold_at) = (self.panic_at, self.hold_at);
         for insn in tb.instructions() {
             if self.capture {
                 let vaddr = insn.vaddr();
@@ -89,6 +101,23 @@ impl PerVcpu for Counter {
                     cpu.m.events += 1;
                     if cpu.index() == 1 && cpu.m.events == panic_at {
                         panic!("deliberate test panic at event {panic_at}");
+                    }
+                });
+            } else if hold_at > 0 {
+                // Weighted like the default, but each vCPU holds after its `hold_at`-th
+                // event until the test has swapped the configuration.
+                insn.on_exec(move |cpu: &mut Vcpu<Self>| {
+                    let w = *cpu.config();
+                    cpu.m.events += 1;
+                    cpu.m.weighted += w;
+                    cpu.m.last_config = w;
+                    if cpu.m.events == hold_at {
+                        HELD.fetch_add(1, Ordering::SeqCst);
+                        let start = std::time::Instant::now();
+                        while !SWAPPED.load(Ordering::SeqCst) {
+                            assert!(start.elapsed().as_secs() < 120, "no swap came");
+                            std::thread::yield_now();
+                        }
                     }
                 });
             } else {
@@ -225,33 +254,40 @@ fn eight_vcpus_millions_of_events_with_a_config_swap() {
 
 #[test]
 fn config_swapped_while_vcpus_run_is_seen_by_every_vcpu() {
+    // Every vCPU holds after `HOLD` events under weight 1; the swap to weight 2 happens
+    // only once all four are held, so it lands mid-run by construction, and every later
+    // event must see it. A vCPU that missed it (or saw it early) changes its weighted sum.
+    const HOLD: u64 = 1000;
+    HELD.store(0, Ordering::SeqCst);
+    SWAPPED.store(false, Ordering::SeqCst);
     let mut host = MockHost::system(4);
-    assert_eq!(install(&mut host, &[]), 0);
+    assert_eq!(install(&mut host, &[&format!("hold_at={HOLD}")]), 0);
     host.boot();
     let w = million();
     let swapper = std::thread::spawn(|| {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+        let start = std::time::Instant::now();
+        while HELD.load(Ordering::SeqCst) < 4 {
+            assert!(start.elapsed().as_secs() < 120, "the vCPUs never all held");
+            std::thread::yield_now();
+        }
         handle().set_config(2);
+        SWAPPED.store(true, Ordering::SeqCst);
     });
     host.run(&w);
     swapper.join().unwrap();
-    // One more block per vCPU, after the swap completed.
-    host.run(&Workload::new().step(Block::synthetic(0x1000, 10), 1));
     host.atexit();
     let totals = take_totals().unwrap();
+    assert_eq!(totals.len(), 4);
     for t in &totals {
+        let n = w.insns_per_vcpu();
+        assert_eq!(t.events, n, "no event lost on vCPU {}", t.index);
         assert_eq!(
-            t.events,
-            w.insns_per_vcpu() + 10,
-            "no event lost on vCPU {}",
+            t.weighted,
+            HOLD + 2 * (n - HOLD),
+            "vCPU {}: {HOLD} events before the swap at weight 1, every later one at 2",
             t.index
         );
-        assert_eq!(
-            t.last_config, 2,
-            "vCPU {} saw the new config at its next event",
-            t.index
-        );
-        assert!(t.weighted >= t.events && t.weighted <= 2 * t.events);
+        assert_eq!(t.last_config, 2, "vCPU {}", t.index);
     }
 }
 

@@ -155,9 +155,9 @@ mod tests {
             err.to_string()
                 .contains("only allowed while the plugin installs")
         );
-        crate::callbacks::failure::set_installing(true);
-        let made = InlineCounter::new();
-        crate::callbacks::failure::set_installing(false);
-        assert_eq!(made.expect("created at install").sum(), 0);
+        // Creation at install is what every plugin with inline counters does: the
+        // process and runtime tests install such plugins. (A counter made here, outside a
+        // real install, would outlive this host's scoreboards in the global list that a
+        // forked child's reset walks.)
     }
 }

@@ -132,9 +132,14 @@ system_mode() {
 
 # ---------------------------------------------------------------- Linux guest
 GUEST="$CACHE/guest"
+# Bump when the initramfs below changes, so that cached guests are rebuilt.
+GUEST_VERSION=3
 guest() {
-  if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ]; then log "guest cached: $GUEST"; return 0; fi
-  apt_install cpio gzip
+  if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ] \
+     && [ "$(cat "$GUEST/version" 2>/dev/null)" = "$GUEST_VERSION" ]; then
+    log "guest cached: $GUEST"; return 0
+  fi
+  apt_install cpio gzip gcc libc6-dev
   mkdir -p "$GUEST/dl"
   if [ ! -f "$GUEST/vmlinuz" ]; then
     need_root "downloading the guest kernel" "linux-image-cloud-amd64"
@@ -163,14 +168,41 @@ guest() {
   rm -rf "$root"; mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp}
   cp "$GUEST/busybox" "$root/bin/busybox"
   for a in sh mount poweroff nproc taskset seq cat echo sync sleep; do ln -sf busybox "$root/bin/$a"; done
+  # debugexit: exits QEMU through the isa-debug-exit device (the guest kernel has no
+  # /dev/port), with no libc: iopl(3), outb 1 to port 0xf4.
+  cat >"$GUEST/debugexit.c" <<'C'
+void _start(void) {
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(172L), "D"(3L) : "rcx", "r11", "memory");
+    __asm__ volatile("outb %b0, %w1" : : "a"(1), "Nd"(0xf4));
+    __asm__ volatile("syscall" : : "a"(60L), "D"(1L) : "rcx", "r11", "memory");
+    for (;;) {
+    }
+}
+C
+  gcc -static -nostdlib -O1 -o "$root/bin/debugexit" "$GUEST/debugexit.c" || die "gcc failed on debugexit.c"
   cat >"$root/init" <<'INIT'
 #!/bin/sh
 # Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
+# With `debugexit` on the kernel command line: spin on every CPU but the last, and exit
+# QEMU from the last one through the isa-debug-exit device at port 0xf4 (QEMU exits with
+# status (1 << 1) | 1 = 3), with the other vCPUs still executing.
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 n=$(nproc)
 echo "guest: $n cpus"
+case "$(cat /proc/cmdline)" in *debugexit*)
+  last=$((n-1))
+  c=0
+  while [ $c -lt $last ]; do
+    taskset -c $c sh -c 'while :; do :; done' &
+    c=$((c+1))
+  done
+  taskset -c $last sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: exiting through isa-debug-exit"; /bin/debugexit'
+  echo "guest: isa-debug-exit did not exit"
+  poweroff -f
+esac
 c=0
 while [ $c -lt $n ]; do
   taskset -c $c sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: cpu '$c' done"' &
@@ -183,6 +215,7 @@ INIT
   chmod +x "$root/init"
   (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -9 >"$GUEST/initrd.gz.tmp")
   mv "$GUEST/initrd.gz.tmp" "$GUEST/initrd.gz"
+  echo "$GUEST_VERSION" >"$GUEST/version"
 }
 
 write_env() {

@@ -5,8 +5,10 @@
 # The tests run at a reduced size (QEMU_PLUGIN_STRESS_SCALE, default 0.02 here) that
 # keeps what they exercise: 8 vCPU threads and a config swap; a vCPU exit and its index
 # reused; thread churn with 80 vCPUs alive at once, growing the shard array past its
-# first segment, then exits and index reuse; syscall, idle and resume hooks; and 8
-# threads growing the shard array at once with nothing else between them.
+# first segment, then exits and index reuse; syscall, idle and resume hooks; 8
+# threads growing the shard array at once with nothing else between them; and QEMU's
+# exit run from one vCPU's thread while the others execute and one of them is held
+# inside an exec callback (hole 1: the forced race of a device calling exit()).
 #
 # The test binary is a debug build with the `race-check` feature, which turns the
 # crate's happens-before annotations (src/annotate.rs) into valgrind client requests.
@@ -32,6 +34,7 @@ TESTS=(
   runtime::tests::ten_thousand_vcpus_come_and_go_without_losing_a_count
   runtime::tests::syscall_idle_and_resume_hooks_reach_the_vcpus_shard
   runtime::shards::tests::growth_under_concurrency_never_moves_slots
+  runtime::exit_tests::hole1_an_exit_from_a_vcpu_thread_waits_for_running_exec_closures
 )
 
 die() { printf 'race-check: %s\n' "$*" >&2; exit 1; }

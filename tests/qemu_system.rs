@@ -114,3 +114,46 @@ fn system_tiny_runs() {
         "no user-space (or real-mode) vaddr"
     );
 }
+
+/// Hole 1 of the second soundness review, in real QEMU: the guest spins on vCPUs 0-2 and
+/// exits QEMU from vCPU 3 through the `isa-debug-exit` device, so QEMU's atexit (and the
+/// plugin's final merge) runs on vCPU 3's thread while vCPUs 0-2 execute translated code.
+/// The report must still come, with every vCPU merged and none left inside a callback.
+/// (The race itself is forced in the mock: runtime::exit_tests::hole1_...; a boot cannot
+/// make it happen on demand.)
+#[test]
+fn hole1_system_exit_from_a_vcpu_while_the_others_run() {
+    let r = run_system_with(
+        "system-debug-exit",
+        &[Plugin::new(example(Api::V4, "icount"), &[])],
+        &SystemExtras {
+            append: &["debugexit"],
+            args: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+        },
+    );
+    // isa-debug-exit: QEMU exits with (value << 1) | 1 for the guest's value 1.
+    assert_eq!(r.status.code(), Some(3), "{}", r.describe());
+    assert!(
+        r.stdout.contains("guest: exiting through isa-debug-exit"),
+        "{}",
+        r.describe()
+    );
+    assert!(!r.log.contains("stayed inside"), "{}", r.describe());
+    let counts = parse_insn(&r.log);
+    eprintln!(
+        "system debug-exit: total {} per cpu {:?} ({:.2?})",
+        counts.total, counts.per_cpu, r.elapsed
+    );
+    assert_eq!(
+        counts.per_cpu.keys().copied().collect::<Vec<_>>(),
+        [0, 1, 2, 3],
+        "every vCPU is merged\n{}",
+        r.describe()
+    );
+    assert_eq!(counts.total, counts.per_cpu.values().sum::<u64>());
+    assert!(
+        counts.per_cpu[&3] > GUEST_LOOP_ITERS,
+        "vCPU 3 ran a {GUEST_LOOP_ITERS}-iteration loop before the exit\n{}",
+        r.describe()
+    );
+}

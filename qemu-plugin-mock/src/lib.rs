@@ -516,6 +516,46 @@ impl MockHost {
         }
     }
 
+    /// System mode: device code on vCPU `exiter` calls `exit()` (as `isa-debug-exit` or
+    /// Arm semihosting `SYS_EXIT` do) while `runners` execute `w`, so QEMU's atexit runs
+    /// on `exiter`'s thread with no vCPU stopped. The exit comes once `ready()` holds
+    /// (polled while the runners run), and this returns once atexit has returned and the
+    /// runners have finished `w`; it returns what they executed. No further runs.
+    pub fn exit_from_vcpu(
+        &mut self,
+        exiter: u32,
+        runners: &[u32],
+        w: &Workload,
+        ready: impl Fn() -> bool,
+    ) -> RunStats {
+        self.assert_running();
+        assert!(
+            self.config.mode != Mode::User,
+            "exit_from_vcpu models a system-mode device exit"
+        );
+        assert!(
+            !runners.contains(&exiter),
+            "the exiting vCPU cannot also run"
+        );
+        let w = Arc::new(w.clone());
+        for &i in runners {
+            self.vcpu(i).send(Cmd::Run(w.clone()));
+        }
+        while !ready() {
+            std::thread::yield_now();
+        }
+        self.exited = true;
+        self.vcpu(exiter).call(Cmd::AtExit);
+        let mut total = RunStats::default();
+        for &i in runners {
+            if let Reply::Ran(s) = self.vcpu(i).wait() {
+                total += s;
+            }
+        }
+        exclusive::drain();
+        total
+    }
+
     /// Everything the plugin printed with `qemu_plugin_outs`.
     pub fn output(&self) -> String {
         hostinfo::output()

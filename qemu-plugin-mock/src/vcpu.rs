@@ -123,6 +123,8 @@ pub(crate) enum Cmd {
         to: u64,
     },
     Exit,
+    /// Device code on this vCPU calls `exit()`: QEMU's atexit runs on this thread.
+    AtExit,
 }
 
 /// A vCPU thread's answer.
@@ -275,6 +277,10 @@ impl Vcpu {
             Cmd::Idle | Cmd::Resume => Reply::Done,
             Cmd::Discon { bit, ty, from, to } => {
                 self.discon(bit, ty, from, to);
+                Reply::Done
+            }
+            Cmd::AtExit => {
+                crate::call_atexit();
                 Reply::Done
             }
             Cmd::Exit => Reply::Done,

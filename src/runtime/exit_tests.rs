@@ -1,8 +1,9 @@
-//! Tests of the exit-side protocol (holes 2, 3 and 8 of the second soundness review),
+//! Tests of the exit-side protocol (holes 1, 2, 3 and 8 of the second soundness review),
 //! each named after the hole it closes and checking the property that was broken.
 
 use std::sync::Mutex;
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use super::installed::Runtime;
 use super::report;
@@ -13,12 +14,36 @@ use qemu_plugin_mock::{Block, MockHost, Workload};
 /// For each merge: (vCPU index, whether its slot was still marked busy while merging).
 static MERGES: Mutex<Vec<(VCPUIndex, bool)>> = Mutex::new(Vec::new());
 static REPORTS: Mutex<Vec<Vec<VCPUIndex>>> = Mutex::new(Vec::new());
+/// `hold=N`: vCPU N's exec closure is inside its held event.
+static HOLDING: AtomicBool = AtomicBool::new(false);
+/// `hold=N`: the held event has happened (it happens once).
+static HELD: AtomicBool = AtomicBool::new(false);
+/// A merge has happened; set before `merge` records anything.
+static MERGED: AtomicBool = AtomicBool::new(false);
+/// Merges of the held vCPU that ran while its exec closure was inside the held event.
+static MERGED_WHILE_HELD: Mutex<Vec<VCPUIndex>> = Mutex::new(Vec::new());
 
 /// Counts instructions; `fail=N` makes the merge of vCPU N add its entry and then fail
-/// (`how=err`) or panic (`how=panic`).
+/// (`how=err`) or panic (`how=panic`); `hold=N` keeps vCPU N's first exec closure
+/// running until some merge happens (at most 1 s).
 struct Probe {
     fail: Option<VCPUIndex>,
     panic: bool,
+    hold: Option<VCPUIndex>,
+}
+
+/// The held event of `hold=N`: inside vCPU N's exec closure, wait until some merge has
+/// happened (which must not be this vCPU's, as the closure holds its shard) or 1 s.
+fn hold_event() {
+    if HELD.swap(true, Ordering::SeqCst) {
+        return;
+    }
+    HOLDING.store(true, Ordering::SeqCst);
+    let until = Instant::now() + Duration::from_secs(1);
+    while !MERGED.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::yield_now();
+    }
+    HOLDING.store(false, Ordering::SeqCst);
 }
 
 impl PerVcpu for Probe {
@@ -27,20 +52,33 @@ impl PerVcpu for Probe {
     type Total = Vec<VCPUIndex>;
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
-        args.expect_only(&["fail", "how"])?;
+        args.expect_only(&["fail", "how", "hold"])?;
         let fail = args.string("fail")?.map(|v| v.parse().unwrap());
+        let hold = args.string("hold")?.map(|v| v.parse().unwrap());
         let panic = args.choice("how", "err", &["err", "panic"])? == "panic";
-        Ok((Probe { fail, panic }, ()))
+        Ok((Probe { fail, panic, hold }, ()))
     }
     fn new_shard(&self, _vcpu: VCPUIndex) -> Result<u64> {
         Ok(0)
     }
     fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
-        tb.on_exec(|cpu: &mut Vcpu<Self>| **cpu += 1);
+        match self.hold {
+            Some(hold) => tb.on_exec(move |cpu: &mut Vcpu<Self>| {
+                if cpu.index() == hold {
+                    hold_event();
+                }
+                **cpu += 1
+            }),
+            None => tb.on_exec(|cpu: &mut Vcpu<Self>| **cpu += 1),
+        }
         Ok(())
     }
     fn merge(&self, total: &mut Vec<VCPUIndex>, cpu: Vcpu<Self>) -> Result<()> {
         let i = cpu.index();
+        if self.hold == Some(i) && HOLDING.load(Ordering::SeqCst) {
+            MERGED_WHILE_HELD.lock().unwrap().push(i);
+        }
+        MERGED.store(true, Ordering::SeqCst);
         let rt = Runtime::<Self>::get()?;
         MERGES
             .lock()
@@ -64,6 +102,10 @@ impl PerVcpu for Probe {
 fn install(host: &mut MockHost, args: &[&str]) {
     MERGES.lock().unwrap().clear();
     REPORTS.lock().unwrap().clear();
+    MERGED_WHILE_HELD.lock().unwrap().clear();
+    for flag in [&HOLDING, &HELD, &MERGED] {
+        flag.store(false, Ordering::SeqCst);
+    }
     crate::install::set_installer("probe", runtime::install::<Probe>);
     assert_eq!(
         host.install(crate::install::qemu_plugin_install, args),
@@ -75,6 +117,38 @@ fn install(host: &mut MockHost, args: &[&str]) {
 
 fn workload() -> Workload {
     Workload::new().step(Block::synthetic(0x1000, 5), 10)
+}
+
+/// Hole 1: in system mode a device can run QEMU's exit on one vCPU's thread while the
+/// other vCPUs execute (`isa-debug-exit`, Arm semihosting `SYS_EXIT`), and the exit took
+/// and dropped shards that running exec closures held as `&mut`. Forced here: vCPU 3
+/// runs the exit while vCPU 0's closure is held inside an event (until a merge happens)
+/// and vCPUs 1 and 2 execute. The exit must wait for the closure, then still merge
+/// every vCPU.
+#[test]
+fn hole1_an_exit_from_a_vcpu_thread_waits_for_running_exec_closures() {
+    let mut host = MockHost::system(4);
+    install(&mut host, &["hold=0"]);
+    let v = host.boot();
+    assert_eq!(v, [0, 1, 2, 3]);
+    let w = Workload::new().step(Block::synthetic(0x1000, 5), 2000);
+    host.exit_from_vcpu(3, &[0, 1, 2], &w, || HOLDING.load(Ordering::SeqCst));
+    assert!(HELD.load(Ordering::SeqCst));
+    assert_eq!(
+        *MERGED_WHILE_HELD.lock().unwrap(),
+        [] as [VCPUIndex; 0],
+        "the exit merged vCPU 0's shard while its exec closure held it"
+    );
+    let mut reports = REPORTS.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "{}", host.output());
+    reports[0].sort();
+    assert_eq!(reports[0], [0, 1, 2, 3], "every vCPU is merged");
+    assert!(
+        !host.output().contains("stayed inside"),
+        "{}",
+        host.output()
+    );
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
 }
 
 /// Hole 2: a vCPU's exit merged its shard after releasing its slot, so an exit of QEMU

@@ -1,6 +1,8 @@
 //! The exec-time hot path: from a vCPU index (and segment 0 of the shard array, which
 //! QEMU's userdata carries) to `&mut` that vCPU's shard, with the shard created on the
-//! cold path when the vCPU has none yet.
+//! cold path when the vCPU has none yet. Every access is bracketed by [`Slot::enter`], so
+//! that QEMU's exit, if a device runs it on another vCPU's thread while this one
+//! executes, waits for the callback instead of taking the shard from under it.
 
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
@@ -14,7 +16,8 @@ use crate::callbacks::trampoline::{Hook, guard};
 /// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
 /// memory), given segment 0 of the runtime's shard array, creating the shard first if
 /// this vCPU has none yet. No lock, no atomic read-modify-write. A panic in `f` is caught
-/// and reported as `Hook::Exec`'s.
+/// and reported as `Hook::Exec`'s. Once QEMU's exit has closed the slot, `f` does not
+/// run: the event comes after the final report.
 ///
 /// Only the common case is inlined into the trampoline (index below
 /// [`FIRST`](super::shards::FIRST), a constant; shard present); everything else is in the
@@ -27,9 +30,12 @@ pub(crate) fn on_shard<P: PerVcpu>(
     f: impl FnOnce(&mut Vcpu<P>),
 ) {
     if let Some(slot) = first.get(index as usize) {
-        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread
-        // (see `Slot::exec_cell`).
-        if let Some(vcpu) = unsafe { slot.exec_cell() }.as_mut() {
+        let Some(entered) = slot.enter() else {
+            return;
+        };
+        // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
+        // time, and we hold the slot's entry guard.
+        if let Some(vcpu) = unsafe { slot.entered_cell(&entered) }.as_mut() {
             return guard(Hook::Exec, (), || {
                 f(vcpu);
                 Ok(())
@@ -55,8 +61,12 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
     guard(Hook::Exec, (), || {
         let rt = Runtime::of_first(first)?;
         let slot = rt.shards.get(index as usize);
-        // SAFETY: we are in an exec-time callback that QEMU runs on vCPU `index`'s thread.
-        let cell = unsafe { slot.exec_cell() };
+        let Some(entered) = slot.enter() else {
+            return Ok(());
+        };
+        // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
+        // time, and we hold the slot's entry guard.
+        let cell = unsafe { slot.entered_cell(&entered) };
         if cell.is_none() {
             // No shard after a reported failure: a failing `new_shard` would otherwise
             // run again at every event until QEMU's uninstall takes effect.

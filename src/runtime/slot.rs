@@ -1,14 +1,14 @@
 //! One vCPU's slot: its shard, plus the two flags that let exit-time code take the shard
-//! from a slot whose vCPU may still be entering a lifecycle or syscall hook.
+//! from a slot whose vCPU may still be running a callback.
 //!
 //! Ownership rules (argued in docs/architecture.md):
-//! - exec-time callbacks (block, instruction, memory) touch slot `i` only from vCPU `i`'s
-//!   thread, serialised by QEMU, and never while QEMU runs atexit (user mode: callbacks
-//!   are unregistered and blocks flushed under the exclusive lock first; system mode:
-//!   vCPUs are paused), so they use the shard with no flag at all;
-//! - lifecycle and syscall hooks run on vCPU `i`'s thread but, in user mode, may overlap
-//!   atexit on another thread; they bracket their access with [`Slot::enter`];
-//! - atexit closes every slot, waits for the ones in use, then takes their shards.
+//! - every callback of vCPU `i` that touches its shard (exec-time callbacks, lifecycle
+//!   and syscall hooks) runs on vCPU `i`'s thread, serialised by QEMU, and brackets its
+//!   access with [`Slot::enter`]: QEMU's exit may run meanwhile on another thread (user
+//!   mode: a syscall or lifecycle hook overlaps atexit; system mode: a device calls
+//!   `exit()` from one vCPU thread while the others execute translated code);
+//! - atexit closes every slot, waits for the ones in use, then takes their shards; an
+//!   entry that finds its slot closed does nothing.
 
 use std::cell::UnsafeCell;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -17,6 +17,7 @@ use std::time::Instant;
 use super::barrier;
 use super::per_vcpu::PerVcpu;
 use super::vcpu::Vcpu;
+use crate::annotate;
 
 pub(crate) struct Slot<P: PerVcpu> {
     busy: AtomicBool,
@@ -35,7 +36,7 @@ impl<P: PerVcpu> Default for Slot<P> {
 }
 
 // SAFETY: the cell is only accessed under the ownership rules in the module doc: by the
-// owning vCPU's thread (exec hooks, or hooks inside `enter`), or by atexit after
+// owning vCPU's thread inside `enter`, or by atexit after
 // `close_and_wait` has proven the owner is outside every hook and will not enter again.
 // `Vcpu<P>` is `Send`, so it may be taken and dropped on the atexit thread.
 unsafe impl<P: PerVcpu> Sync for Slot<P> {}
@@ -45,27 +46,19 @@ pub(crate) struct Entered<'s, P: PerVcpu>(&'s Slot<P>);
 
 impl<P: PerVcpu> Drop for Entered<'_, P> {
     fn drop(&mut self) {
+        // The owner's use of the shard happens before an exit that sees it not busy.
+        annotate::happens_before(&self.0.busy);
         self.0.busy.store(false, Ordering::Release);
     }
 }
 
 impl<P: PerVcpu> Slot<P> {
-    /// The shard cell, for an exec-time callback of this slot's vCPU.
-    ///
-    /// # Safety
-    /// The caller is running an exec-time callback (block, instruction or memory) for this
-    /// slot's vCPU, on that vCPU's thread, and holds no other reference from this cell.
+    /// Marks the owner busy, unless atexit has closed the slot. On the hot path of every
+    /// exec-time callback: two plain stores, one load and (where `membarrier` works) only
+    /// a compiler fence.
     #[inline(always)]
-    #[allow(clippy::mut_from_ref)]
-    pub(crate) unsafe fn exec_cell(&self) -> &mut Option<Vcpu<P>> {
-        // SAFETY: per the contract, QEMU serialises this vCPU's callbacks on its thread,
-        // and atexit never overlaps exec-time callbacks (module doc).
-        unsafe { &mut *self.vcpu.get() }
-    }
-
-    /// Marks the owner busy, unless atexit has closed the slot.
-    #[inline]
     pub(crate) fn enter(&self) -> Option<Entered<'_, P>> {
+        self.annotate_flags();
         self.busy.store(true, Ordering::Relaxed);
         barrier::light();
         if self.closed.load(Ordering::Relaxed) {
@@ -95,8 +88,18 @@ impl<P: PerVcpu> Slot<P> {
         self.busy.load(Ordering::Acquire)
     }
 
+    /// Tells the race detectors that the two flags are atomics (a no-op unless built with
+    /// the `race-check` feature). Their ordering is the barrier protocol's, described to
+    /// the detectors by the happens-before pair on `busy`.
+    #[inline(always)]
+    fn annotate_flags(&self) {
+        annotate::atomic_only(&self.busy);
+        annotate::atomic_only(&self.closed);
+    }
+
     /// Closes the slot to its owner (step 1 of taking it at exit).
     pub(crate) fn close(&self) {
+        self.annotate_flags();
         self.closed.store(true, Ordering::Relaxed);
     }
 
@@ -122,9 +125,10 @@ impl<P: PerVcpu> Slot<P> {
             }
             std::thread::yield_now();
         }
+        annotate::happens_after(&self.busy);
         // SAFETY: the slot is closed and its owner is not busy; by the barrier protocol
-        // (barrier.rs) any later `enter` sees `closed` and backs off, and exec-time
-        // callbacks no longer run (module doc). So no other reference exists.
+        // (barrier.rs) any later `enter` sees `closed` and backs off, so no callback of
+        // the owner holds or will take a reference from the cell.
         Ok(unsafe { &mut *self.vcpu.get() }.take())
     }
 }

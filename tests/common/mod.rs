@@ -473,6 +473,20 @@ pub const GUEST_DONE: &str = "guest: all work done";
 /// Boots are serialised within a test binary: each one keeps 4 vCPU threads busy, and
 /// two at once on a 2-core machine would only make both slow.
 pub fn run_system(label: &str, plugins: &[Plugin]) -> Run {
+    run_system_with(label, plugins, &SystemExtras::default())
+}
+
+/// What a boot adds to [`run_system`]'s command line.
+#[derive(Default)]
+pub struct SystemExtras<'a> {
+    /// Words appended to the kernel command line (the guest init reads them).
+    pub append: &'a [&'a str],
+    /// Further QEMU arguments.
+    pub args: &'a [&'a str],
+}
+
+/// [`run_system`] with `extras` on the command lines.
+pub fn run_system_with(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -> Run {
     static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
     let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // qemu-system-x86_64 10.0.2 aborted once, early in a boot under MTTCG, on an assertion
@@ -484,7 +498,7 @@ pub fn run_system(label: &str, plugins: &[Plugin]) -> Run {
     const QEMU_FLAKE: &str = "iotlb_to_section: Assertion";
     let mut attempt = 1;
     loop {
-        let r = run_system_once(label, plugins);
+        let r = run_system_once(label, plugins, extras);
         let flaked =
             !r.status.success() && (r.stderr.contains(QEMU_FLAKE) || r.stdout.contains(QEMU_FLAKE));
         if !flaked || attempt == 3 {
@@ -497,8 +511,13 @@ pub fn run_system(label: &str, plugins: &[Plugin]) -> Run {
     }
 }
 
-fn run_system_once(label: &str, plugins: &[Plugin]) -> Run {
+fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -> Run {
     let env = qemu_env();
+    let mut append = String::from("console=ttyS0 quiet panic=-1");
+    for word in extras.append {
+        append.push(' ');
+        append.push_str(word);
+    }
     run(label, SYSTEM_TIMEOUT, |log| {
         let mut cmd = Command::new(&env.qemu_system);
         cmd.args(["-M", "q35", "-smp", "4", "-m", "512"])
@@ -507,8 +526,10 @@ fn run_system_once(label: &str, plugins: &[Plugin]) -> Run {
             .arg(&env.guest_kernel)
             .arg("-initrd")
             .arg(&env.guest_initrd)
-            .args(["-append", "console=ttyS0 quiet panic=-1"])
-            .args(["-nographic", "-no-reboot"]);
+            .arg("-append")
+            .arg(&append)
+            .args(["-nographic", "-no-reboot"])
+            .args(extras.args);
         plugin_args(&mut cmd, plugins);
         cmd.args(["-d", "plugin", "-D"]).arg(log);
         cmd

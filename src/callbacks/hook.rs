@@ -19,7 +19,6 @@ pub(crate) enum Hook {
     Uninstall,
     Reset,
     ForEach,
-    Fork,
     Execve,
 }
 
@@ -42,7 +41,6 @@ impl Hook {
             Hook::Uninstall => "uninstall",
             Hook::Reset => "reset",
             Hook::ForEach => "vcpu_for_each",
-            Hook::Fork => "fork (child)",
             Hook::Execve => "execve (report before it)",
         }
     }

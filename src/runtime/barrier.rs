@@ -6,10 +6,11 @@
 //! `membarrier(2)` call, which makes every running thread of the process execute a full
 //! memory barrier. Together they order "hook marks itself busy, then checks closed"
 //! against "exit marks closed, then checks busy" (the store-load pattern of Dekker's
-//! algorithm). Where `membarrier` is unavailable both sides use `fence(SeqCst)`.
+//! algorithm). Where `membarrier` is unavailable both sides use `fence(SeqCst)`, and so
+//! does a forked child (see [`after_fork_child`]).
 
 use std::ffi::c_long;
-use std::sync::atomic::{AtomicU8, Ordering, compiler_fence, fence};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering, compiler_fence, fence};
 use std::sync::{Mutex, PoisonError};
 use std::thread::JoinHandle;
 
@@ -21,6 +22,8 @@ const PRIVATE: u8 = 2;
 const GLOBAL: u8 = 3;
 
 static MODE: AtomicU8 = AtomicU8::new(UNSET);
+/// This process is a forked child of the one that chose `MODE`.
+static IN_CHILD: AtomicBool = AtomicBool::new(false);
 
 const CMD_QUERY: c_long = 0;
 const CMD_GLOBAL: c_long = 1;
@@ -100,8 +103,29 @@ pub(crate) fn light() {
     }
 }
 
+/// In a forked child (from its `pthread_atfork` handler, so only async-signal-safe work:
+/// two atomic stores): the child is not registered with `membarrier` (the registration
+/// belongs to the parent), and the parent's registration thread, and whoever held
+/// [`REGISTERING`] at the fork, do not exist here. Both sides fall back to full fences.
+pub(crate) fn after_fork_child() {
+    IN_CHILD.store(true, Ordering::Relaxed);
+    MODE.store(FENCES, Ordering::Relaxed);
+}
+
+/// Whether hooks use full fences (for tests of the fork handling).
+#[cfg(test)]
+pub(crate) fn uses_fences() -> bool {
+    MODE.load(Ordering::Relaxed) == FENCES
+}
+
 /// The exit side: between "the slot is closed" and "is its owner busy?".
 pub(crate) fn heavy() {
+    if IN_CHILD.load(Ordering::Relaxed) {
+        // Every hook of the child uses a full fence (`MODE` is FENCES since the fork,
+        // set on the forking thread before any other thread of the child existed).
+        fence(Ordering::SeqCst);
+        return;
+    }
     // Joining the registration thread orders its `MODE` store before the load below, so
     // a hook that saw PRIVATE or GLOBAL (and used only a compiler fence) is matched here.
     let pending = REGISTERING

@@ -25,10 +25,11 @@ fn on_hook<P: PerVcpu>(
     guard(hook, (), || {
         // A syscall may be its thread's last (`exit`): an uninstall asked for there
         // would be lost with its vCPU. Every other hook's vCPU runs on.
+        let rt = Runtime::<P>::get()?;
+        process::settle_fork(rt);
         if failure::stopped(hook != Hook::Syscall) {
             return Ok(());
         }
-        let rt = Runtime::<P>::get()?;
         let slot = rt.shards.get(index as usize);
         let Some(entered) = slot.enter() else {
             return Ok(());
@@ -56,6 +57,7 @@ extern "C" fn vcpu_exit<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
 fn vcpu_exit_guarded<P: PerVcpu>(index: VCPUIndex) {
     guard(Hook::VcpuExit, (), || {
         let rt = Runtime::<P>::get()?;
+        process::settle_fork(rt);
         let slot = rt.shards.get(index as usize);
         let Some(entered) = slot.enter() else {
             return Ok(());
@@ -136,10 +138,11 @@ extern "C" fn discon<P: PerVcpu>(
 
 extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) {
     guard(Hook::Translate, (), || {
+        let rt = Runtime::<P>::get()?;
+        process::settle_fork(rt);
         if failure::stopped(true) {
             return Ok(());
         }
-        let rt = Runtime::<P>::get()?;
         // SAFETY: QEMU passes the block being translated, valid for this callback; the
         // handle lives in `Translation`, which does not outlive it.
         let Some(tb) = (unsafe { TranslationBlock::from_raw(tb) }) else {
@@ -155,6 +158,7 @@ extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) 
 extern "C" fn atexit<P: PerVcpu>(_id: PluginId, _userdata: *mut c_void) {
     guard(Hook::AtExit, (), || {
         let rt = Runtime::<P>::get()?;
+        process::settle_fork(rt);
         if failure::stopped(false) {
             return Ok(());
         }

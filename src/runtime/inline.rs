@@ -2,7 +2,7 @@
 //! callback at all, in cache-line-padded scoreboard entries (QEMU's own entries are not
 //! padded, and 8-byte entries of adjacent vCPUs false-share).
 
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::{Mutex, PoisonError};
 
 use crossbeam_utils::CachePadded;
 
@@ -66,42 +66,32 @@ impl InlineCounter {
     }
 }
 
-/// Every inline counter ever created, for [`reset_all`]: a push-only list of leaked
-/// nodes (no removal, so no ABA).
-static COUNTERS: AtomicPtr<Node> = AtomicPtr::new(std::ptr::null_mut());
+/// The scoreboard of an inline counter (each leaked: it lives as long as the process).
+pub(crate) type Board = &'static Scoreboard<CachePadded<u64>>;
 
-struct Node {
-    board: &'static Scoreboard<CachePadded<u64>>,
-    next: *mut Node,
+/// Counters created by the install in progress; the runtime takes them when it is
+/// published ([`take_created`]), so each runtime knows exactly its own.
+static CREATED: Mutex<Vec<Board>> = Mutex::new(Vec::new());
+
+fn register(board: Board) {
+    CREATED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(board);
 }
 
-fn register(board: &'static Scoreboard<CachePadded<u64>>) {
-    let node = Box::into_raw(Box::new(Node {
-        board,
-        next: std::ptr::null_mut(),
-    }));
-    let mut head = COUNTERS.load(Ordering::Relaxed);
-    loop {
-        // SAFETY: `node` is ours until the CAS below publishes it.
-        unsafe { (*node).next = head };
-        match COUNTERS.compare_exchange_weak(head, node, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => return,
-            Err(now) => head = now,
-        }
-    }
+/// The counters created since the last call (by the install in progress).
+pub(crate) fn take_created() -> Vec<Board> {
+    std::mem::take(&mut *CREATED.lock().unwrap_or_else(PoisonError::into_inner))
 }
 
-/// Zeroes every vCPU's entry of every inline counter (a forked child starts from zero).
-pub(crate) fn reset_all() {
+/// Zeroes every vCPU's entry of `boards` (a forked child starts from zero).
+pub(crate) fn reset(boards: &[Board]) {
     let vcpus = crate::qemu_plugin_num_vcpus().unwrap_or(0);
-    let mut node = COUNTERS.load(Ordering::Acquire);
-    while !node.is_null() {
-        // SAFETY: nodes are leaked, never freed, and immutable once published.
-        let n = unsafe { &*node };
+    for board in boards {
         for vcpu in 0..vcpus {
-            n.board.u64().set(vcpu as VCPUIndex, 0);
+            board.u64().set(vcpu as VCPUIndex, 0);
         }
-        node = n.next;
     }
 }
 

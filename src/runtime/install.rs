@@ -4,7 +4,7 @@
 use super::handle::Handle;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
-use super::{barrier, hooks, process, target};
+use super::{barrier, hooks, inline, process, target};
 use crate::error::Result;
 use crate::{Args, Info, PluginId};
 
@@ -12,6 +12,8 @@ use crate::{Args, Info, PluginId};
 #[doc(hidden)]
 pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()> {
     barrier::init();
+    // Counters left by an install that failed are not this runtime's.
+    drop(inline::take_created());
     let (plugin, config) = P::new(args, info)?;
     let exec_syscalls = if info.is_user_mode() {
         target::exec_syscalls(info).unwrap_or_else(|| {
@@ -28,6 +30,6 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
     };
     let rt = Runtime::publish(plugin, config, id, exec_syscalls);
     hooks::register::<P>(id)?;
-    process::arm::<P>();
+    process::arm();
     rt.plugin.started(Handle::new(rt))
 }

@@ -9,6 +9,7 @@ use std::sync::{Mutex, PoisonError};
 use arc_swap::ArcSwap;
 use thread_local::ThreadLocal;
 
+use super::inline;
 use super::per_vcpu::PerVcpu;
 use super::shards::{First, Shards};
 use super::slot::Slot;
@@ -32,6 +33,8 @@ pub(crate) struct Runtime<P: PerVcpu> {
     /// This target's `execve` and `execveat` syscall numbers (`-1`: none).
     pub(crate) exec_syscalls: [i64; 2],
     pub(crate) scratch: ThreadLocal<RefCell<Scratch>>,
+    /// The inline counters the plugin created while it installed.
+    inline: Vec<inline::Board>,
 }
 
 /// A fresh, leaked total.
@@ -59,6 +62,7 @@ impl<P: PerVcpu> Runtime<P> {
             live: AtomicUsize::new(0),
             exec_syscalls,
             scratch: ThreadLocal::new(),
+            inline: inline::take_created(),
         }));
         rt.shards.set_owner((rt as *const Self).cast());
         RUNTIME.store((rt as *const Self).cast_mut().cast(), Ordering::Release);
@@ -152,5 +156,6 @@ impl<P: PerVcpu> Runtime<P> {
         }
         self.total.store(new_total::<P::Total>(), Ordering::Release);
         self.live.store(0, Ordering::Relaxed);
+        inline::reset(&self.inline);
     }
 }

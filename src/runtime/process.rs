@@ -2,12 +2,19 @@
 //! each process image reports its own totals once and nothing counted is lost.
 //!
 //! - **fork**: the child starts as a copy of the parent, shards, total and inline
-//!   counters included, with only the forking thread left. A `pthread_atfork` child
-//!   handler makes the child start from zero: the copied shards and total are forgotten
-//!   (never merged, never dropped: a copied shard may own a copy of a parent's buffered
-//!   writer, whose flush would write the parent's data twice), slots are reopened, and
-//!   every [`InlineCounter`](super::InlineCounter) is zeroed. The child's shards are then
-//!   created afresh on its next events, and its own atexit reports what the child did.
+//!   counters included, with only the forking thread left. The child must start from
+//!   zero, but the `pthread_atfork` child handler runs inside every `fork()` of QEMU
+//!   (system-mode helper forks too), where POSIX allows only async-signal-safe work: it
+//!   only records that a fork happened and switches the exit barrier to full fences
+//!   ([`barrier::after_fork_child`]). The reset itself happens at the child's next hook,
+//!   [`settle_fork`], which every cold hook calls first: in linux-user that is the
+//!   return hook of the fork syscall, on the forking thread, before any guest code of
+//!   the child runs (so still the child's only thread). There the copied shards and
+//!   total are forgotten (never merged, never dropped: a copied shard may own a copy of
+//!   a parent's buffered writer, whose flush would write the parent's data twice), slots
+//!   are reopened, and each of its [`InlineCounter`](super::InlineCounter)s is zeroed. The
+//!   child's shards are then created afresh on its next events, and its own atexit
+//!   reports what the child did.
 //! - **execve**: a successful execve replaces QEMU's image without running atexit, so
 //!   at the execve syscall of a program that exists, the calling vCPU's shard is merged
 //!   and the total so far goes to [`PerVcpu::on_exit`]; counting goes on from a fresh
@@ -15,13 +22,12 @@
 
 use std::ffi::c_int;
 use std::sync::Once;
-use std::sync::atomic::{AtomicPtr, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
-use super::report;
+use super::{barrier, report};
 use crate::VCPUIndex;
-use crate::callbacks::trampoline::{Hook, guard};
 use crate::error::Result;
 
 unsafe extern "C" {
@@ -33,14 +39,12 @@ unsafe extern "C" {
     ) -> c_int;
 }
 
-/// The reset of the installed runtime's type, run in a forked child.
-static RESET_CHILD: AtomicPtr<()> = AtomicPtr::new(std::ptr::null_mut());
+/// A fork happened and this child has not reset its runtime yet.
+static FORKED: AtomicBool = AtomicBool::new(false);
 static ATFORK: Once = Once::new();
 
-/// Arms the fork handling for plugin type `P` (called at install).
-pub(crate) fn arm<P: PerVcpu>() {
-    let reset: fn() -> Result<()> = reset_child::<P>;
-    RESET_CHILD.store(reset as *mut (), Ordering::Release);
+/// Arms the fork handling (called at install).
+pub(crate) fn arm() {
     ATFORK.call_once(|| {
         // SAFETY: `after_fork_child` is a plain function of this object, which stays
         // mapped (`host::pin_module`), with the signature `pthread_atfork` expects.
@@ -55,27 +59,24 @@ pub(crate) fn arm<P: PerVcpu>() {
     });
 }
 
-/// Runs in the child of every `fork`, on the forking thread, the only one left.
-///
-/// # Safety
-/// No other thread uses the runtime while it runs (true in a fork's child).
-pub(crate) unsafe extern "C" fn after_fork_child() {
-    let reset = RESET_CHILD.load(Ordering::Acquire);
-    if reset.is_null() {
-        return;
-    }
-    // SAFETY: only `arm` stores here, and only a `fn() -> Result<()>`.
-    let reset: fn() -> Result<()> = unsafe { std::mem::transmute(reset) };
-    guard(Hook::Fork, (), reset);
+/// Runs in the child of every `fork`, on the forking thread. Only async-signal-safe work
+/// (atomic stores): no allocation, no lock, no user code.
+pub(crate) extern "C" fn after_fork_child() {
+    barrier::after_fork_child();
+    FORKED.store(true, Ordering::Relaxed);
 }
 
-fn reset_child<P: PerVcpu>() -> Result<()> {
-    let rt = Runtime::<P>::get()?;
-    // SAFETY: we run in a just-forked child, before it returns from `fork`: the calling
-    // thread is the only thread of this process, so nothing else touches the runtime.
-    unsafe { rt.reset_in_child() };
-    super::inline::reset_all();
-    Ok(())
+/// First thing in every cold hook: if this process is a forked child that has not reset
+/// its runtime yet, reset it (see the module doc for why this runs while the child has
+/// one thread).
+#[inline]
+pub(crate) fn settle_fork<P: PerVcpu>(rt: &'static Runtime<P>) {
+    if FORKED.load(Ordering::Relaxed) && FORKED.swap(false, Ordering::Relaxed) {
+        // SAFETY: the first hook of a linux-user fork's child is the fork syscall's
+        // return hook, on the forking thread, before the child's guest code runs: the
+        // child's only thread (module doc). System-mode helper forks run no hook.
+        unsafe { rt.reset_in_child() };
+    }
 }
 
 /// At a syscall: if it is an execve of a program that exists, report the total so far.
@@ -85,23 +86,30 @@ pub(crate) fn before_syscall<P: PerVcpu>(
     num: i64,
     args: &[u64; 8],
 ) -> Result<()> {
-    let path_arg = if num == rt.exec_syscalls[0] {
-        args[0]
+    // execve(path, ...) and execveat(dirfd, path, ...): a relative path is relative to
+    // the current directory, or to `dirfd` for execveat (an `int`: the low 32 bits).
+    let (dirfd, path_arg) = if num == rt.exec_syscalls[0] {
+        (AT_FDCWD, args[0])
     } else if num == rt.exec_syscalls[1] {
-        args[1]
+        (args[0] as u32 as i32, args[1])
     } else {
         return Ok(());
     };
-    if num >= 0 && will_exec(path_arg) {
+    if num >= 0 && will_exec(dirfd, path_arg) {
         report::before_exec(rt, index)?;
     }
     Ok(())
 }
 
-/// Whether the guest path at `vaddr` names an executable file (an execve of it is about
-/// to replace the process). If the path cannot be read, assume it does: reporting early
-/// loses nothing, failing to report before a successful execve would.
-fn will_exec(vaddr: u64) -> bool {
+/// `AT_FDCWD`: "relative to the current directory" for the `*at` syscalls.
+const AT_FDCWD: i32 = -100;
+
+/// Whether the guest path at `vaddr`, relative to `dirfd` if relative, names an
+/// executable file (an execve of it is about to replace the process). If the path cannot
+/// be read, assume it does: reporting early loses nothing, failing to report before a
+/// successful execve would. (linux-user gives the guest the host's file descriptors, so
+/// `dirfd` is a descriptor of this process.)
+fn will_exec(dirfd: i32, vaddr: u64) -> bool {
     use std::os::unix::ffi::OsStrExt;
     use std::os::unix::fs::PermissionsExt;
 
@@ -133,6 +141,11 @@ fn will_exec(vaddr: u64) -> bool {
         return true;
     }
     let path = std::path::Path::new(std::ffi::OsStr::from_bytes(&path));
+    let path = if path.is_relative() && dirfd != AT_FDCWD {
+        std::path::Path::new(&format!("/proc/self/fd/{dirfd}")).join(path)
+    } else {
+        path.to_path_buf()
+    };
     match std::fs::metadata(path) {
         Ok(m) => m.is_file() && m.permissions().mode() & 0o111 != 0,
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,

@@ -1,6 +1,8 @@
 //! Tests of the fork and execve handling (`process`), driven through the mock host: the
 //! totals each "process image" reports come from the workload run in it.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -12,6 +14,60 @@ use qemu_plugin_mock::{Block, MockHost, Workload};
 static REPORTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 /// Shards dropped (a forked child must never drop the parent's copies).
 static DROPPED: AtomicU64 = AtomicU64::new(0);
+/// Totals made by `Total::default` (user code, which a fork's child handler must not run).
+static DEFAULTS: AtomicU64 = AtomicU64::new(0);
+
+/// The unit tests' allocator: the system's, counting the allocations of a thread that
+/// asks for it (a fork's child handler must not allocate).
+struct CountingAlloc;
+
+thread_local! {
+    /// `Some(n)`: this thread counts its allocations, `n` so far.
+    static ALLOCATIONS: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn count_allocation() {
+    // `try_with`: a thread may allocate while its thread-locals are being torn down.
+    let _ = ALLOCATIONS.try_with(|c| {
+        if let Some(n) = c.get() {
+            c.set(Some(n + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments unchanged; the
+// counting touches only a const-initialised thread-local `Cell` (no allocation, no drop).
+unsafe impl GlobalAlloc for CountingAlloc {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        count_allocation();
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded with the caller's guarantees.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: CountingAlloc = CountingAlloc;
+
+/// How many allocations `f` made on this thread.
+fn allocations_of(f: impl FnOnce()) -> u64 {
+    ALLOCATIONS.with(|c| c.set(Some(0)));
+    f();
+    ALLOCATIONS.with(|c| c.replace(None)).unwrap_or(0)
+}
 
 struct Counting {
     inline: InlineCounter,
@@ -25,10 +81,19 @@ impl Drop for Shard {
     }
 }
 
-#[derive(Default)]
 struct Total {
     callback: u64,
     inline: u64,
+}
+
+impl Default for Total {
+    fn default() -> Self {
+        DEFAULTS.fetch_add(1, Ordering::Relaxed);
+        Total {
+            callback: 0,
+            inline: 0,
+        }
+    }
 }
 
 impl PerVcpu for Counting {
@@ -89,6 +154,8 @@ fn workload(reps: u64) -> Workload {
 /// x86-64 `execve`, as the mock's `x86_64-linux-user` target numbers it.
 const EXECVE: i64 = 59;
 const GETPID: i64 = 39;
+const FORK: i64 = 57;
+const EXECVEAT: i64 = 322;
 
 #[test]
 fn execve_reports_the_total_so_far_and_a_failed_one_goes_on_from_zero() {
@@ -109,17 +176,38 @@ fn execve_reports_the_total_so_far_and_a_failed_one_goes_on_from_zero() {
     assert!(host.violations().is_empty(), "{:?}", host.violations());
 }
 
+/// Hole 6: the `pthread_atfork` child handler runs inside every `fork()` of QEMU, where
+/// POSIX allows only async-signal-safe work, yet it allocated and called the plugin's
+/// `Total::default()`. It must only record the fork; the reset comes at the child's next
+/// hook (the fork syscall's return), and the child then starts from zero without ever
+/// dropping the parent's shards.
 #[test]
-fn a_forked_child_starts_from_zero_and_never_drops_the_parents_shards() {
+fn hole6_the_fork_child_handler_only_records_the_fork() {
     let mut host = MockHost::user();
     install(&mut host);
     let vcpus = host.spawn_vcpus(2);
     host.run(&workload(100));
-    // What a fork's child runs, here on the test thread: the mock's vCPU threads are
-    // parked outside every hook, so, as the handler requires, nothing else touches the
-    // runtime meanwhile.
-    // SAFETY: see above.
-    unsafe { super::process::after_fork_child() };
+    let defaults = DEFAULTS.load(Ordering::Relaxed);
+    // What a fork's child runs, here on the test thread (the mock's vCPU threads are
+    // parked outside every hook, as the other threads of a real child do not exist).
+    let allocated = allocations_of(|| super::process::after_fork_child());
+    assert_eq!(allocated, 0, "the child handler allocated");
+    assert_eq!(
+        DEFAULTS.load(Ordering::Relaxed),
+        defaults,
+        "the child handler ran the plugin's Total::default()"
+    );
+    assert!(
+        super::barrier::uses_fences(),
+        "a forked child uses full fences"
+    );
+    // The child's first hook: the fork syscall returns 0 on the forking vCPU.
+    host.syscall(vcpus[0], FORK, [0; 8], 0);
+    assert_eq!(
+        DEFAULTS.load(Ordering::Relaxed),
+        defaults + 1,
+        "reset at the next hook"
+    );
     assert_eq!(
         DROPPED.load(Ordering::Relaxed),
         0,
@@ -131,5 +219,44 @@ fn a_forked_child_starts_from_zero_and_never_drops_the_parents_shards() {
     assert_eq!(*REPORTS.lock().unwrap(), [(2 * 70, 2 * 70)]);
     // The child's own two shards were merged and dropped; the parent's two never were.
     assert_eq!(DROPPED.load(Ordering::Relaxed), 2);
-    assert_eq!(vcpus.len(), 2);
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}
+
+/// Hole 7: `execveat(dirfd, "relative/path")` was checked against the current directory,
+/// so a successful execveat of a program found through `dirfd` lost the counts since the
+/// last report. The path must be resolved relative to `dirfd`.
+#[test]
+fn hole7_execveat_resolves_a_relative_path_against_its_dirfd() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = std::env::temp_dir().join(format!("qemu-plugin-hole7-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = "hole7-program-only-in-dirfd";
+    let program = dir.join(name);
+    std::fs::write(&program, b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&program, std::fs::Permissions::from_mode(0o755)).unwrap();
+    assert!(
+        !std::path::Path::new(name).exists(),
+        "the name must not resolve from the cwd"
+    );
+    let dirfd = std::fs::File::open(&dir).unwrap();
+
+    let mut host = MockHost::user();
+    install(&mut host);
+    let v = host.spawn_vcpus(1)[0];
+    // Guest strings (user mode: guest addresses are the mock's memory addresses).
+    let (found, missing) = (0x10_0000u64, 0x10_1000u64);
+    host.write_phys(found, format!("{name}\0").as_bytes());
+    host.write_phys(missing, b"no-such-program\0");
+    let fd = dirfd.as_raw_fd() as u64;
+
+    host.run(&workload(10));
+    // Not found relative to dirfd: the execveat fails, nothing is reported.
+    host.syscall(v, EXECVEAT, [fd, missing, 0, 0, 0, 0, 0, 0], -2);
+    assert!(REPORTS.lock().unwrap().is_empty());
+    // Found relative to dirfd (and not relative to the cwd): reported before it runs.
+    host.syscall(v, EXECVEAT, [fd, found, 0, 0, 0, 0, 0, 0], 0);
+    assert_eq!(*REPORTS.lock().unwrap(), [(100, 100)], "{}", host.output());
+    std::fs::remove_dir_all(&dir).unwrap();
 }

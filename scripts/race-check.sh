@@ -8,7 +8,9 @@
 # first segment, then exits and index reuse; syscall, idle and resume hooks; 8
 # threads growing the shard array at once with nothing else between them; and QEMU's
 # exit run from one vCPU's thread while the others execute and one of them is held
-# inside an exec callback (hole 1: the forced race of a device calling exit()).
+# inside an exec callback (hole 1: the forced race of a device calling exit()); and a
+# thread storm growing the scoreboards while exiting threads merge their inline counters
+# under QEMU's plugin lock (hole 11).
 #
 # The test binary is a debug build with the `race-check` feature, which turns the
 # crate's happens-before annotations (src/annotate.rs) into valgrind client requests.
@@ -35,6 +37,7 @@ TESTS=(
   runtime::tests::syscall_idle_and_resume_hooks_reach_the_vcpus_shard
   runtime::shards::tests::growth_under_concurrency_never_moves_slots
   runtime::exit_tests::hole1_an_exit_from_a_vcpu_thread_waits_for_running_exec_closures
+  runtime::thread_tests::hole11_scoreboard_growth_while_vcpus_exit_never_races_a_merge
 )
 
 die() { printf 'race-check: %s\n' "$*" >&2; exit 1; }

@@ -196,6 +196,16 @@ pub enum Error {
         /// The first QEMU version that has it.
         needs: &'static str,
     },
+    /// A function that QEMU only allows on a vCPU thread (inside one of its callbacks) was
+    /// called elsewhere; QEMU would have aborted.
+    #[error(
+        "{api} only works on a vCPU thread, inside a callback QEMU runs for that vCPU \
+         (QEMU would abort here)"
+    )]
+    NotOnVcpuThread {
+        /// The C function.
+        api: &'static str,
+    },
     /// The per-vCPU runtime of the named plugin type is not the one installed.
     #[error("no per-vCPU runtime for plugin type {type_name} is installed")]
     RuntimeNotInstalled {

@@ -1,13 +1,15 @@
 //! Who this plugin is: the name its registering macro gave it (which prefixes every
-//! message the crate prints) and the id QEMU gave it at install.
+//! message the crate prints), the id QEMU gave it at install, and whether QEMU has
+//! since uninstalled it (the id is then invalid: QEMU aborts on it).
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 use crate::PluginId;
 
 static NAME: Mutex<&'static str> = Mutex::new("qemu-plugin");
 static ID: AtomicU64 = AtomicU64::new(0);
+static UNINSTALLED: AtomicBool = AtomicBool::new(false);
 
 /// Records the plugin's name (from `register!` / `per_vcpu!`).
 pub(crate) fn set_name(name: &'static str) {
@@ -22,6 +24,17 @@ pub(crate) fn name() -> &'static str {
 /// Records the id QEMU gave the plugin at install.
 pub(crate) fn set_id(id: PluginId) {
     ID.store(id, Ordering::Relaxed);
+    UNINSTALLED.store(false, Ordering::Relaxed);
+}
+
+/// Records that QEMU has removed the plugin (its uninstall completion ran).
+pub(crate) fn set_uninstalled() {
+    UNINSTALLED.store(true, Ordering::Release);
+}
+
+/// Whether QEMU has removed the plugin, so its id must not be passed to QEMU any more.
+pub(crate) fn uninstalled() -> bool {
+    UNINSTALLED.load(Ordering::Acquire)
 }
 
 /// The id QEMU gave the plugin at install.

@@ -5,12 +5,19 @@
 //! are always looked up by index, never cached. Inline operations keep pointing at a
 //! scoreboard for as long as a translated block does; registering one therefore needs a
 //! `PluginU64<'static>`, i.e. a scoreboard that is never freed ([`Scoreboard::leak`]).
+//!
+//! QEMU moves the scoreboards inside an exclusive section, which only waits for threads
+//! inside `cpu_exec`: every access to an entry therefore goes through
+//! [`with_boards_pinned`], which runs it under QEMU's plugin lock when called from
+//! anywhere else (a vCPU's exit or syscall callback, QEMU's exit, a thread of the
+//! plugin's own).
 
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use crossbeam_utils::CachePadded;
 
+use crate::callbacks::context::with_boards_pinned;
 use crate::{VCPUIndex, sys};
 
 /// Types that may live in a scoreboard: plain data for which all-zero bytes are a valid
@@ -69,12 +76,12 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
         self.ptr.as_ptr()
     }
 
-    #[track_caller]
+    /// vCPU `vcpu`'s entry. Valid only while no scoreboard can move: call it inside
+    /// [`with_boards_pinned`], after [`check_index`].
     fn entry(&self, vcpu: VCPUIndex) -> *mut T {
-        check_index(vcpu);
         // SAFETY: the scoreboard is live; `vcpu` is below the number of vCPUs QEMU has
-        // created (checked above), which QEMU grows every scoreboard to cover; QEMU returns
-        // the entry's current address.
+        // created (checked by the caller), which QEMU grows every scoreboard to cover;
+        // QEMU returns the entry's current address.
         unsafe { sys::qemu_plugin_scoreboard_find(self.raw(), vcpu) }.cast()
     }
 
@@ -83,17 +90,20 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
     /// it from that vCPU's own callbacks, or once the vCPU has stopped, for exact values.
     #[track_caller]
     pub fn read(&self, vcpu: VCPUIndex) -> T {
-        // SAFETY: the entry exists (see `entry`), is aligned by QEMU's allocator for
-        // `size_of::<T>()` elements, and holds a valid `T` (zero-filled or written as `T`
-        // or through u64 inline ops, which `ScoreboardEntry` allows).
-        unsafe { self.entry(vcpu).read_volatile() }
+        check_index(vcpu);
+        // SAFETY: the entry exists (see `entry`) and cannot move during the closure; it
+        // is aligned by QEMU's allocator for `size_of::<T>()` elements and holds a valid
+        // `T` (zero-filled or written as `T` or through u64 inline ops, which
+        // `ScoreboardEntry` allows).
+        with_boards_pinned(|| unsafe { self.entry(vcpu).read_volatile() })
     }
 
     /// Writes vCPU `vcpu`'s entry. The same caveat as [`Self::read`] applies.
     #[track_caller]
     pub fn write(&self, vcpu: VCPUIndex, value: T) {
+        check_index(vcpu);
         // SAFETY: as in `read`.
-        unsafe { self.entry(vcpu).write_volatile(value) }
+        with_boards_pinned(|| unsafe { self.entry(vcpu).write_volatile(value) })
     }
 
     /// A handle to the `u64` at byte `offset` of each entry (the header's
@@ -188,8 +198,9 @@ impl PluginU64<'_> {
     #[track_caller]
     pub fn add(&self, vcpu: VCPUIndex, value: u64) {
         check_index(vcpu);
-        // SAFETY: the handle points into a live scoreboard (lifetime 's), `vcpu` is in range.
-        unsafe { sys::qemu_plugin_u64_add(self.raw, vcpu, value) }
+        // SAFETY: the handle points into a live scoreboard (lifetime 's), `vcpu` is in
+        // range, and no scoreboard moves during the closure.
+        with_boards_pinned(|| unsafe { sys::qemu_plugin_u64_add(self.raw, vcpu, value) })
     }
 
     /// vCPU `vcpu`'s value. Panics if QEMU has not created vCPU `vcpu`.
@@ -197,7 +208,7 @@ impl PluginU64<'_> {
     pub fn get(&self, vcpu: VCPUIndex) -> u64 {
         check_index(vcpu);
         // SAFETY: as in `add`.
-        unsafe { sys::qemu_plugin_u64_get(self.raw, vcpu) }
+        with_boards_pinned(|| unsafe { sys::qemu_plugin_u64_get(self.raw, vcpu) })
     }
 
     /// Sets vCPU `vcpu`'s value. Panics if QEMU has not created vCPU `vcpu`.
@@ -205,13 +216,13 @@ impl PluginU64<'_> {
     pub fn set(&self, vcpu: VCPUIndex, value: u64) {
         check_index(vcpu);
         // SAFETY: as in `add`.
-        unsafe { sys::qemu_plugin_u64_set(self.raw, vcpu, value) }
+        with_boards_pinned(|| unsafe { sys::qemu_plugin_u64_set(self.raw, vcpu, value) })
     }
 
     /// The sum over all vCPUs.
     pub fn sum(&self) -> u64 {
         // SAFETY: as in `add`.
-        unsafe { sys::qemu_plugin_u64_sum(self.raw) }
+        with_boards_pinned(|| unsafe { sys::qemu_plugin_u64_sum(self.raw) })
     }
 }
 
@@ -248,7 +259,10 @@ mod tests {
     #[test]
     fn out_of_range_vcpu_is_a_clear_panic_not_an_abort() {
         let mut host = MockHost::system(2);
+        crate::install::set_installer("scoreboard-test", |_, _, _| Ok(()));
+        assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
         host.boot();
+        // From this (non-vCPU) thread, every access runs under QEMU's plugin lock.
         let sb: Scoreboard<u64> = Scoreboard::new();
         sb.write(1, 5);
         assert_eq!(sb.read(1), 5);

@@ -26,6 +26,33 @@ thread_local! {
     static EXCLUSIVE_DEPTH: Cell<u32> = const { Cell::new(0) };
     static RUNNING: Cell<bool> = const { Cell::new(false) };
     static INSTALLING: Cell<bool> = const { Cell::new(false) };
+    static OUTSIDE_EXEC: Cell<u32> = const { Cell::new(0) };
+    static PLUGIN_LOCK_DEPTH: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Runs `f` as a callback QEMU calls outside `cpu_exec` (vCPU init, exit, idle, resume,
+/// syscalls, atexit), even where the mock brackets it with a running section.
+pub(crate) fn outside_exec<R>(f: impl FnOnce() -> R) -> R {
+    OUTSIDE_EXEC.with(|d| d.set(d.get() + 1));
+    let r = f();
+    OUTSIDE_EXEC.with(|d| d.set(d.get() - 1));
+    r
+}
+
+/// Whether this thread runs inside `cpu_exec` in QEMU's terms: in its running section
+/// and not in a callback QEMU runs outside it.
+pub(crate) fn in_cpu_exec() -> bool {
+    running() && OUTSIDE_EXEC.with(Cell::get) == 0
+}
+
+/// Nesting depth of the plugin lock on this thread (see `plugin_lock`).
+pub(crate) fn plugin_lock_depth() -> u32 {
+    PLUGIN_LOCK_DEPTH.with(Cell::get)
+}
+
+/// Sets the nesting depth of the plugin lock on this thread.
+pub(crate) fn set_plugin_lock_depth(d: u32) {
+    PLUGIN_LOCK_DEPTH.with(|c| c.set(d));
 }
 
 /// Marks this thread as the thread of vCPU `index` (or of no vCPU).

@@ -33,6 +33,7 @@ mod exec;
 mod glib;
 mod hostinfo;
 mod memory;
+mod plugin_lock;
 mod registry;
 mod scoreboard;
 mod stderr;
@@ -622,7 +623,7 @@ fn call_atexit() {
     for (id, f, u) in registry::collect(|id, c| c.atexit.map(|f| (id, f, c.atexit_udata))) {
         // SAFETY:
         // - plugin's atexit callback with the userdata it registered, as QEMU calls it.
-        unsafe { f(id, u as *mut std::ffi::c_void) };
+        ctx::outside_exec(|| unsafe { f(id, u as *mut std::ffi::c_void) });
     }
 }
 

@@ -121,6 +121,7 @@ pub(crate) fn num_vcpus() -> u32 {
 /// `num_vcpus` and grow every board if the index does not fit. Must be called
 /// outside any running section.
 pub(crate) fn vcpu_init(index: u32) {
+    let plugin_lock = crate::plugin_lock::lock();
     NUM_VCPUS.fetch_max(index + 1, Ordering::AcqRel);
     let idx = index as usize;
     if idx < CAPACITY.load(Ordering::Acquire) {
@@ -137,8 +138,10 @@ pub(crate) fn vcpu_init(index: u32) {
             return;
         }
     }
-    // Like QEMU: drop the lock, stop all vCPUs, re-check, grow, flush.
+    // Like QEMU: drop the lock, stop all vCPUs, re-take the lock, re-check, grow, flush.
+    drop(plugin_lock);
     let _excl = exclusive::start_exclusive();
+    let _plugin_lock = crate::plugin_lock::lock();
     let list = boards();
     let old = CAPACITY.load(Ordering::Acquire);
     if idx < old {

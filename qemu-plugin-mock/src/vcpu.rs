@@ -157,8 +157,9 @@ impl Vcpu {
         exclusive::exec_start(&self.shared.running);
         for (id, f) in registry::collect(|id, c| pick(c).map(|f| (id, f))) {
             // SAFETY:
-            // - plugin callback with QEMU's signature, called on this vCPU's thread.
-            ctx::with_flags(ctx::RW_REGS, || unsafe { f(id, idx) });
+            // - plugin callback with QEMU's signature, called on this vCPU's thread
+            //   (outside cpu_exec in QEMU: every event dispatched here is a lifecycle one).
+            ctx::outside_exec(|| ctx::with_flags(ctx::RW_REGS, || unsafe { f(id, idx) }));
         }
         exclusive::exec_end(&self.shared.running);
     }
@@ -217,6 +218,11 @@ impl Vcpu {
     }
 
     fn syscall(&self, num: i64, a: [u64; 8], ret: i64) {
+        ctx::outside_exec(|| self.syscall_outside_exec(num, a, ret))
+    }
+
+    /// Syscall callbacks, which QEMU runs outside `cpu_exec`.
+    fn syscall_outside_exec(&self, num: i64, a: [u64; 8], ret: i64) {
         let idx = self.shared.index;
         exclusive::exec_start(&self.shared.running);
         for (id, f) in registry::collect(|id, c| c.syscall.map(|f| (id, f))) {

@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::path::PathBuf;
 
+use crate::callbacks::context::require_vcpu_thread;
 use crate::error::{Error, Result};
 use crate::glib::ByteArray;
 use crate::sys;
@@ -12,9 +13,12 @@ fn len32(len: usize) -> Result<u32> {
     u32::try_from(len).map_err(|_| Error::BufferTooLarge { len })
 }
 
-/// Reads `buf.len()` bytes of guest virtual memory at `addr` (current vCPU's view).
-/// Needs: QEMU 9.2 (plugin API v4).
+/// Reads `buf.len()` bytes of guest virtual memory at `addr` (current vCPU's view). Only
+/// on a vCPU thread, inside one of its callbacks; elsewhere [`Error::NotOnVcpuThread`]
+/// (QEMU itself would abort), as for every function here that acts for "the current
+/// vCPU". Needs: QEMU 9.2 (plugin API v4).
 pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
+    require_vcpu_thread("qemu_plugin_read_memory_vaddr")?;
     let len = len32(buf.len())?;
     let arr = ByteArray::new();
     // SAFETY: `arr` is a real GByteArray that QEMU resizes to `len`.
@@ -32,6 +36,7 @@ pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
 /// Writes `data` to guest virtual memory at `addr`. Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
 pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &[u8]) -> Result<()> {
+    require_vcpu_thread("qemu_plugin_write_memory_vaddr")?;
     let len = len32(data.len())?;
     let arr = ByteArray::from_slice(data)?;
     // SAFETY: `arr` is a real GByteArray holding `data`; QEMU only reads it.
@@ -60,6 +65,7 @@ fn hw_result(r: sys::qemu_plugin_hwaddr_operation_result) -> crate::HwaddrOperat
 /// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
 pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
+    require_vcpu_thread("qemu_plugin_read_memory_hwaddr")?;
     let len = len32(buf.len())?;
     let arr = ByteArray::new();
     // SAFETY: as for the vaddr read.
@@ -81,6 +87,7 @@ pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
 /// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
 pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &[u8]) -> Result<()> {
+    require_vcpu_thread("qemu_plugin_write_memory_hwaddr")?;
     let len = len32(data.len())?;
     let arr = ByteArray::from_slice(data)?;
     // SAFETY: as for the vaddr write.
@@ -94,6 +101,7 @@ pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &[u8]) -> Result<()> {
 /// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
 pub fn qemu_plugin_translate_vaddr(vaddr: u64) -> Result<u64> {
+    require_vcpu_thread("qemu_plugin_translate_vaddr")?;
     let mut hw = 0u64;
     // SAFETY: `hw` is a valid u64 for QEMU to write.
     if unsafe { sys::qemu_plugin_translate_vaddr(vaddr, &mut hw) } {

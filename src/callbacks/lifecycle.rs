@@ -20,6 +20,7 @@ static UNINSTALL: Mutex<Option<Completion>> = Mutex::new(None);
 static RESET: Mutex<Option<Completion>> = Mutex::new(None);
 
 extern "C" fn uninstall_done(id: PluginId) {
+    crate::identity::set_uninstalled();
     let cb = UNINSTALL.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(cb) = cb {
         guard(Hook::Uninstall, (), || {
@@ -71,11 +72,43 @@ where
     Ok(())
 }
 
-/// Registers `cb` to run on vCPU initialisation, on that vCPU's thread.
-/// Needs: any QEMU with plugins.
+/// The plugin's own vCPU-init callback, which [`vcpu_init_chain`] calls.
+static USER_INIT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
+
+/// The crate's vCPU-init callback: QEMU runs it on each new vCPU's thread before that
+/// vCPU executes guest code. It marks the thread as a vCPU thread (the trampoline does,
+/// see `context`), then runs the plugin's own init callback, if any.
+extern "C" fn vcpu_init_chain(id: PluginId, vcpu: VCPUIndex) {
+    guard(Hook::VcpuInit, (), || {
+        let user = USER_INIT.load(Ordering::Acquire);
+        if !user.is_null() {
+            // SAFETY: only `qemu_plugin_register_vcpu_init_cb` stores here, and only a
+            // function of type `VCPUInitCallback`'s inner fn pointer.
+            let user: unsafe extern "C" fn(PluginId, VCPUIndex) =
+                unsafe { std::mem::transmute(user) };
+            // SAFETY: the plugin registered `user` for exactly this call.
+            unsafe { user(id, vcpu) };
+        }
+        Ok(())
+    })
+}
+
+/// Registers the crate's vCPU-init callback for a plugin that has none of its own yet
+/// (called at install, before the plugin's code).
+pub(crate) fn register_vcpu_init_marker(id: PluginId) {
+    // SAFETY: `vcpu_init_chain` is a plain function of this object, which stays mapped
+    // (`host::pin_module`), with the signature QEMU expects.
+    unsafe { sys::qemu_plugin_register_vcpu_init_cb(id, Some(vcpu_init_chain)) };
+}
+
+/// Registers `cb` to run on vCPU initialisation, on that vCPU's thread (`None`: no
+/// callback of the plugin's own). Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_init_cb(id: PluginId, cb: VCPUInitCallback) -> Result<()> {
-    // SAFETY: QEMU stores the function pointer; `cb` is a valid function or None.
-    unsafe { sys::qemu_plugin_register_vcpu_init_cb(id, cb) };
+    USER_INIT.store(
+        cb.map_or(std::ptr::null_mut(), |f| f as *mut c_void),
+        Ordering::Release,
+    );
+    register_vcpu_init_marker(id);
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! Callback registration and the trampolines QEMU calls: one generic guard for every
-//! entry point (`trampoline`), failure reporting (`failure`), storage for exec closures
-//! (`stash`), and one module per kind of callback.
+//! entry point (`trampoline`), what a callback tells about its thread (`context`),
+//! failure reporting (`failure`), storage for exec closures (`stash`), and one module per
+//! kind of callback.
 
+pub(crate) mod context;
 pub(crate) mod exec;
 pub(crate) mod failure;
 pub(crate) mod hook;

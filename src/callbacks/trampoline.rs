@@ -1,5 +1,6 @@
 //! The one generic trampoline every `extern "C"` entry point calls: it runs the Rust side
-//! of a callback, catches a panic, and turns a panic or an `Err` into a report (see
+//! of a callback, records what the callback's kind tells about its thread (see
+//! [`super::context`]), catches a panic, and turns a panic or an `Err` into a report (see
 //! [`super::failure`]) and the C-side return value. Nothing unwinds into QEMU.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
@@ -13,6 +14,7 @@ use crate::error::Result;
 /// The happy path costs what `f` costs: `catch_unwind` is a landing pad, not a check.
 #[inline(always)]
 pub(crate) fn guard<R>(hook: Hook, fallback: R, f: impl FnOnce() -> Result<R>) -> R {
+    let _scope = super::context::enter(hook);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(value)) => value,
         Ok(Err(error)) => {

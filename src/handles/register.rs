@@ -4,6 +4,7 @@
 use std::ffi::CStr;
 use std::fmt;
 
+use crate::callbacks::context::require_vcpu_thread;
 use crate::error::{Error, Result};
 use crate::glib::ByteArray;
 use crate::sys;
@@ -39,6 +40,7 @@ impl RegisterDescriptor<'_> {
 
     /// Reads the register's current value (target byte order).
     pub fn read(&self) -> Result<Vec<u8>> {
+        require_vcpu_thread("qemu_plugin_read_register")?;
         let buf = ByteArray::new();
         // SAFETY: `buf` is a real glib array QEMU may resize; the handle is an opaque
         // register number QEMU gave us (it is never dereferenced as memory).
@@ -54,6 +56,7 @@ impl RegisterDescriptor<'_> {
     /// Writes the register (target byte order). Needs: QEMU 10.1 (plugin API v5).
     #[cfg(feature = "plugin-api-v5")]
     pub fn write(&self, data: &[u8]) -> Result<()> {
+        require_vcpu_thread("qemu_plugin_write_register")?;
         let buf = ByteArray::from_slice(data)?;
         // SAFETY: as in `read`; QEMU only reads `buf`.
         let n = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
@@ -67,9 +70,12 @@ impl RegisterDescriptor<'_> {
     }
 }
 
-/// The current vCPU's registers. Call it from a vCPU callback (e.g. vcpu_init).
+/// The current vCPU's registers. Call it from a vCPU callback (e.g. vcpu_init); anywhere
+/// else (a thread of the plugin's own, the install, a system-mode exit on QEMU's main
+/// thread) it is [`Error::NotOnVcpuThread`], where QEMU itself would abort.
 /// Needs: QEMU 9.0 (plugin API v2).
 pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
+    require_vcpu_thread("qemu_plugin_get_registers")?;
     // SAFETY: QEMU returns a new GArray of descriptors (or NULL) that we must free.
     let array = unsafe { sys::qemu_plugin_get_registers() };
     if array.is_null() {

@@ -100,5 +100,8 @@ unsafe fn install(
         .ok_or(Error::NoPluginRegistered)?;
     failure::prepare(id);
     crate::host::pin_module();
+    // Marks each vCPU thread as one before it runs guest code (`callbacks::context`);
+    // the plugin's own init callback, if it registers one, is chained behind it.
+    crate::callbacks::lifecycle::register_vcpu_init_marker(id);
     install(id, &args, &info)
 }

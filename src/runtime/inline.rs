@@ -146,8 +146,6 @@ mod tests {
                 .contains("only allowed while the plugin installs")
         );
         // Creation at install is what every plugin with inline counters does: the
-        // process and runtime tests install such plugins. (A counter made here, outside a
-        // real install, would outlive this host's scoreboards in the global list that a
-        // forked child's reset walks.)
+        // process, thread and runtime tests install such plugins.
     }
 }

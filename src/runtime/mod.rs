@@ -46,3 +46,5 @@ mod hook_failure_tests;
 mod process_tests;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod thread_tests;

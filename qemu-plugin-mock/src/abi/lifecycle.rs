@@ -34,6 +34,7 @@ fn reset_uninstall(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t, reset: boo
         return;
     }
     exclusive::queue(Box::new(move || {
+        let _plugin_lock = crate::plugin_lock::lock();
         translate::flush_locked();
         registry::with_ctx(id, |c| c.cbs = Callbacks::default());
         if reset {
@@ -192,6 +193,14 @@ pub extern "C" fn qemu_plugin_vcpu_for_each(
 ) {
     guard("qemu_plugin_vcpu_for_each", (), || {
         let Some(f) = cb else { return };
+        if registry::with_ctx(id, |_| ()).is_none() {
+            hostinfo::violation(format!(
+                "qemu_plugin_vcpu_for_each({id:#x}): not an installed plugin: QEMU aborts"
+            ));
+            return;
+        }
+        // QEMU holds plugin.lock while it calls back.
+        let _plugin_lock = crate::plugin_lock::lock();
         let ready: Vec<c_uint> = vcpu::live_snapshot()
             .iter()
             .filter(|v| v.is_initialised())

@@ -4,9 +4,9 @@ use std::ffi::{c_uint, c_void};
 use std::ptr;
 
 use super::guard;
-use crate::hostinfo;
 use crate::scoreboard::{self, Scoreboard};
 use crate::sys::{qemu_plugin_scoreboard, qemu_plugin_u64};
+use crate::{ctx, hostinfo};
 
 /// `qemu_plugin_scoreboard_new`: zero-filled, one `element_size` entry per vCPU index.
 #[unsafe(no_mangle)]
@@ -36,12 +36,34 @@ fn find(score: *mut qemu_plugin_scoreboard, vcpu: c_uint) -> *mut u8 {
         not_found(score, vcpu);
         return ptr::null_mut();
     }
+    if !boards_pinned() {
+        unpinned(score);
+    }
     // SAFETY:
     // - non-null `score` is a scoreboard of this mock that the plugin has not freed
     //   (API contract); reading its atomics is safe from any thread.
     let sb = unsafe { &*score.cast::<Scoreboard>() };
     // `vcpu < num_vcpus <= capacity`, so the entry is inside the buffer.
     sb.base().wrapping_add(vcpu as usize * sb.elem_size)
+}
+
+/// Whether no scoreboard can move under this thread: QEMU grows them (moving every
+/// entry) holding `plugin.lock` inside an exclusive section, which waits only for threads
+/// inside `cpu_exec`. No vCPU at all (install) cannot grow them either.
+fn boards_pinned() -> bool {
+    ctx::in_cpu_exec()
+        || ctx::plugin_lock_depth() > 0
+        || ctx::exclusive_depth() > 0
+        || ctx::installing()
+        || scoreboard::num_vcpus() == 0
+}
+
+#[cold]
+fn unpinned(score: *mut qemu_plugin_scoreboard) {
+    hostinfo::violation(format!(
+        "scoreboard {score:p} accessed outside cpu_exec without plugin.lock: a vCPU init \
+         growing the scoreboards meanwhile would move it (plugin_grow_scoreboards__locked)"
+    ));
 }
 
 #[cold]

@@ -1,0 +1,157 @@
+//! Tests of what plugin code may do on which thread (holes 5 and 11 of the second
+//! soundness review): QEMU's "current vCPU" calls off a vCPU thread, and scoreboard
+//! accesses outside `cpu_exec` while a new vCPU grows the scoreboards.
+
+use std::sync::Mutex;
+
+use crate::runtime::{self, InlineCounter, PerVcpu, Translation, Vcpu};
+use crate::{Args, Error, Info, Result, VCPUIndex};
+use qemu_plugin_mock::{Block, Churn, MockHost, Workload};
+
+/// What one probe returned: where it ran, then `get_registers` and `read_memory_vaddr`.
+type Probe = (&'static str, Result<()>, Result<()>);
+
+/// Every probe, in order.
+static PROBES: Mutex<Vec<Probe>> = Mutex::new(Vec::new());
+/// Every total `on_exit` received: (callback count, inline count).
+static REPORTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+
+/// Counts instructions by callback and inline; calls QEMU's "current vCPU" functions at
+/// vCPU init (a vCPU thread) and at exit (QEMU's main thread in system mode).
+struct Threads {
+    inline: InlineCounter,
+}
+
+fn probe(at: &'static str) {
+    let regs = crate::qemu_plugin_get_registers().map(drop);
+    let mut byte = [0u8; 1];
+    let mem = crate::qemu_plugin_read_memory_vaddr(0x1000, &mut byte);
+    PROBES.lock().unwrap().push((at, regs, mem));
+}
+
+#[derive(Default)]
+struct Total {
+    callback: u64,
+    inline: u64,
+}
+
+impl PerVcpu for Threads {
+    type Config = ();
+    type Shard = u64;
+    type Total = Total;
+
+    fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
+        args.expect_only(&[])?;
+        Ok((
+            Threads {
+                inline: InlineCounter::new()?,
+            },
+            (),
+        ))
+    }
+    fn new_shard(&self, vcpu: VCPUIndex) -> Result<u64> {
+        if vcpu == 0 {
+            probe("vcpu init");
+        }
+        Ok(0)
+    }
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        for insn in tb.instructions() {
+            insn.on_exec(|cpu: &mut Vcpu<Self>| **cpu += 1);
+            insn.inline_add(&self.inline, 1);
+        }
+        Ok(())
+    }
+    fn merge(&self, total: &mut Total, cpu: Vcpu<Self>) -> Result<()> {
+        total.inline += cpu.take_inline(&self.inline);
+        total.callback += *cpu;
+        Ok(())
+    }
+    fn on_exit(&self, total: Total) -> Result<()> {
+        probe("exit");
+        REPORTS.lock().unwrap().push((total.callback, total.inline));
+        Ok(())
+    }
+}
+
+fn install(host: &mut MockHost) {
+    PROBES.lock().unwrap().clear();
+    REPORTS.lock().unwrap().clear();
+    crate::install::set_installer("threads", runtime::install::<Threads>);
+    assert_eq!(
+        host.install(crate::install::qemu_plugin_install, &[]),
+        0,
+        "{}",
+        host.output()
+    );
+}
+
+/// Hole 5: `qemu_plugin_get_registers`, register access and guest-memory reads hit
+/// QEMU's `g_assert(current_cpu)` off a vCPU thread, so QEMU aborted where the docs
+/// promised an error. Here a system-mode exit runs on the host's main thread (no vCPU),
+/// and a thread of the plugin's own calls them too: each must be a clear error, and
+/// nothing may reach the host (the mock records what would have aborted QEMU).
+#[test]
+fn hole5_current_vcpu_calls_off_a_vcpu_thread_are_errors_not_aborts() {
+    let mut host = MockHost::system(2);
+    install(&mut host);
+    host.boot();
+    host.run(&Workload::new().step(Block::synthetic(0x1000, 4), 10));
+    std::thread::scope(|s| {
+        s.spawn(|| probe("plugin thread"));
+    });
+    host.atexit();
+    let probes = std::mem::take(&mut *PROBES.lock().unwrap());
+    let wheres: Vec<_> = probes.iter().map(|p| p.0).collect();
+    assert_eq!(wheres, ["vcpu init", "plugin thread", "exit"]);
+    for (at, regs, mem) in probes {
+        let off_vcpu = at != "vcpu init";
+        for (api, r) in [
+            ("qemu_plugin_get_registers", regs),
+            ("qemu_plugin_read_memory_vaddr", mem),
+        ] {
+            match r {
+                Err(Error::NotOnVcpuThread { api: named }) if off_vcpu => assert_eq!(named, api),
+                // On the vCPU thread the call reaches QEMU (the read itself may fail).
+                Err(Error::NotOnVcpuThread { .. }) => {
+                    panic!("{at}: {api} refused on a vCPU thread")
+                }
+                other if off_vcpu => panic!("{at}: {api} returned {other:?} off a vCPU thread"),
+                _ => {}
+            }
+        }
+    }
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}
+
+/// Hole 11: when a new vCPU's index outgrows the scoreboards, QEMU moves them inside
+/// `start_exclusive`, which waits only for threads inside `cpu_exec`; the merge at a
+/// vCPU's exit read its inline counter outside `cpu_exec`, so it could read freed
+/// memory. A linux-user thread storm grows the scoreboards (16 to 64 entries) while
+/// threads exit and merge; every scoreboard access must happen where no growth can run
+/// (the mock records any other as a violation), and no count may be lost.
+#[test]
+fn hole11_scoreboard_growth_while_vcpus_exit_never_races_a_merge() {
+    let mut host = MockHost::user();
+    install(&mut host);
+    let stats = host.churn(&Churn {
+        total: 120,
+        max_alive: 40,
+        workload: Workload::new().step(Block::synthetic(0x1000, 5), 20),
+    });
+    assert!(
+        stats.max_index >= 32,
+        "the storm must outgrow 32 entries: {stats:?}"
+    );
+    assert!(
+        host.scoreboard_capacity() >= 64,
+        "{}",
+        host.scoreboard_capacity()
+    );
+    host.atexit();
+    assert_eq!(
+        *REPORTS.lock().unwrap(),
+        [(stats.run.insns, stats.run.insns)]
+    );
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}

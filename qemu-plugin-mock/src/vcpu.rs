@@ -79,6 +79,9 @@ pub(crate) fn register(index: Option<u32>) -> Arc<VcpuShared> {
         regs: Mutex::new(memory::initial_registers(index)),
         initialised: AtomicBool::new(false),
     });
+    // Read by `qemu_plugin_vcpu_for_each` on any thread while the vCPU initialises; its
+    // ordering is described by the happens-before pair in `Vcpu::init`/`is_initialised`.
+    annotate::atomic_only(&v.initialised);
     l.insert(index, v.clone());
     v
 }

@@ -92,6 +92,26 @@ pub(crate) fn init() {
     }
 }
 
+/// Whether an exec-time callback registered now must use full fences
+/// ([`light_exec::<true>`]): until `membarrier` is registered, and in a forked child.
+/// A callback registered with compiler fences stays correct for the life of its block:
+/// `MODE` never goes back to FENCES but in a forked child, whose [`heavy`] then issues a
+/// real barrier of its own.
+pub(crate) fn exec_fenced() -> bool {
+    MODE.load(Ordering::Relaxed) < PRIVATE
+}
+
+/// The exec-time hot path's side, chosen when the callback is registered: no load of
+/// `MODE` on every event.
+#[inline(always)]
+pub(crate) fn light_exec<const FENCED: bool>() {
+    if FENCED {
+        fence(Ordering::SeqCst);
+    } else {
+        compiler_fence(Ordering::SeqCst);
+    }
+}
+
 /// The hook side: between "I am busy" and "is the slot closed?".
 #[inline(always)]
 pub(crate) fn light() {
@@ -121,8 +141,14 @@ pub(crate) fn uses_fences() -> bool {
 /// The exit side: between "the slot is closed" and "is its owner busy?".
 pub(crate) fn heavy() {
     if IN_CHILD.load(Ordering::Relaxed) {
-        // Every hook of the child uses a full fence (`MODE` is FENCES since the fork,
-        // set on the forking thread before any other thread of the child existed).
+        // Every hook of the child, and every exec callback it registers, uses a full
+        // fence (`MODE` is FENCES since the fork, set before any other thread of the
+        // child existed). Exec callbacks registered by the parent may use compiler
+        // fences: for them, a real barrier, as in the parent (the private registration
+        // if the child kept it, else the global command, which needs none).
+        if membarrier(CMD_PRIVATE_EXPEDITED) != 0 && membarrier(CMD_GLOBAL) != 0 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
         fence(Ordering::SeqCst);
         return;
     }

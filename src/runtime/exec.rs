@@ -5,12 +5,16 @@
 //! owner is the runtime), so the hot path needs no global: for a closure that captures
 //! nothing (a zero-sized type) the userdata *is* that segment; otherwise it is a stashed
 //! `Bound { first, f }`, freed at the next flush like every exec closure. The hot path is
-//! then [`on_shard`]'s: slot address (a bounds check against a constant), `Option` check,
-//! the closure; the rest is in a cold function.
+//! then [`on_shard`]'s: slot address (a bounds check against a constant), the slot's
+//! entry (busy flag, barrier, state byte), the closure; the rest is in a cold function.
+//! Each closure gets one of two trampolines, chosen when it is registered: with full
+//! fences until `membarrier` is registered, with compiler fences after
+//! (`barrier::exec_fenced`).
 
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
+use super::barrier;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
 use super::shard_access::on_shard;
@@ -43,7 +47,11 @@ where
         stash(Bound { first, f })
     };
     Udata {
-        cb: Some(shard_exec::<P, F>),
+        cb: Some(if barrier::exec_fenced() {
+            shard_exec::<P, F, true>
+        } else {
+            shard_exec::<P, F, false>
+        }),
         userdata,
     }
 }
@@ -72,13 +80,15 @@ unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static First<Sl
 }
 
 /// QEMU's `qemu_plugin_vcpu_udata_cb_t` for a per-vCPU closure `F` of plugin `P`.
-pub(crate) extern "C" fn shard_exec<P, F>(index: VCPUIndex, userdata: *mut c_void)
-where
+pub(crate) extern "C" fn shard_exec<P, F, const FENCED: bool>(
+    index: VCPUIndex,
+    userdata: *mut c_void,
+) where
     P: PerVcpu,
     F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
 {
     // SAFETY: QEMU passes back the userdata `shard_udata::<P, F>` registered with this
     // very trampoline.
     let (first, f) = unsafe { unpack::<P, F>(userdata) };
-    on_shard(first, index, f)
+    on_shard::<P, FENCED>(first, index, f)
 }

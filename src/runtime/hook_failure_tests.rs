@@ -579,7 +579,7 @@ fn a_failing_new_shard_is_not_called_again_on_later_events() {
         // through the trampoline's guard as QEMU's call would be.
         for _ in 0..3 {
             guard(Hook::Exec, (), || {
-                runtime::shard_access::on_exec::<Faulty>(FAULTY_VCPU, |cpu| **cpu += 1);
+                runtime::shard_access::on_exec::<Faulty, true>(FAULTY_VCPU, |cpu| **cpu += 1);
                 Ok(())
             });
         }

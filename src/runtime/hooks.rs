@@ -35,14 +35,13 @@ fn on_hook<P: PerVcpu>(
             return Ok(());
         };
         // SAFETY: QEMU runs this hook on vCPU `index`'s thread; we hold the entry guard.
-        let cell = unsafe { slot.entered_cell(&entered) };
-        if cell.is_none() {
-            *cell = Some(rt.fresh(index)?);
-        }
-        match cell.as_mut() {
-            Some(vcpu) => f(rt, vcpu),
-            None => Ok(()),
-        }
+        let shard = unsafe { slot.shard(&entered) };
+        let vcpu = match shard {
+            Some(vcpu) => vcpu,
+            // SAFETY: as above; the shard reference above is gone.
+            None => unsafe { slot.put(&entered, rt.fresh(index)?) },
+        };
+        f(rt, vcpu)
     })
 }
 
@@ -65,7 +64,7 @@ fn vcpu_exit_guarded<P: PerVcpu>(index: VCPUIndex) {
         // SAFETY: QEMU runs the exit hook on the exiting vCPU's thread, and completes it
         // before that index can be handed to a new vCPU (hw/core/cpu-common.c: the hook
         // runs before cpu_list_remove); we hold the entry guard.
-        let taken = unsafe { slot.entered_cell(&entered) }.take();
+        let taken = unsafe { slot.take(&entered) };
         // The guard is held until the shard is in the total: an exit that ran meanwhile
         // waits for it rather than taking the total without this vCPU's counts.
         let merged = match taken {

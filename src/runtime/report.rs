@@ -56,7 +56,7 @@ pub(crate) fn before_exec<P: PerVcpu>(rt: &'static Runtime<P>, index: VCPUIndex)
         return Ok(());
     };
     // SAFETY: QEMU runs syscall hooks on vCPU `index`'s thread; we hold the entry guard.
-    let own = unsafe { slot.entered_cell(&entered) }.take();
+    let own = unsafe { slot.take(&entered) };
     // The guard is held until the shard is in the total (as in the vCPU exit hook).
     if let Some(vcpu) = own {
         rt.merge(vcpu)?;

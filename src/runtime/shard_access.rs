@@ -24,23 +24,19 @@ use crate::callbacks::trampoline::{Hook, guard};
 /// cold [`on_shard_slow`], which catches its own panics and so cannot unwind: the
 /// trampoline reaches it by a tail jump and needs no stack frame.
 #[inline(always)]
-pub(crate) fn on_shard<P: PerVcpu>(
+pub(crate) fn on_shard<P: PerVcpu, const FENCED: bool>(
     first: &'static First<Slot<P>>,
     index: VCPUIndex,
     f: impl FnOnce(&mut Vcpu<P>),
 ) {
-    if let Some(slot) = first.get(index as usize) {
-        let Some(entered) = slot.enter() else {
-            return;
-        };
-        // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
-        // time, and we hold the slot's entry guard.
-        if let Some(vcpu) = unsafe { slot.entered_cell(&entered) }.as_mut() {
-            return guard(Hook::Exec, (), || {
-                f(vcpu);
-                Ok(())
-            });
-        }
+    // `_entered` (the busy mark) lives until the closure has returned.
+    if let Some(slot) = first.get(index as usize)
+        && let Some((_entered, vcpu)) = slot.enter_exec::<FENCED>()
+    {
+        return guard(Hook::Exec, (), || {
+            f(vcpu);
+            Ok(())
+        });
     }
     on_shard_slow(first, index, f)
 }
@@ -62,22 +58,21 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
         let rt = Runtime::of_first(first)?;
         let slot = rt.shards.get(index as usize);
         let Some(entered) = slot.enter() else {
+            // QEMU's exit has closed the slot: the event comes after the final report.
             return Ok(());
         };
         // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
         // time, and we hold the slot's entry guard.
-        let cell = unsafe { slot.entered_cell(&entered) };
-        if cell.is_none() {
+        let shard = unsafe { slot.shard(&entered) };
+        let vcpu = match shard {
+            Some(vcpu) => vcpu,
             // No shard after a reported failure: a failing `new_shard` would otherwise
             // run again at every event until QEMU's uninstall takes effect.
-            if failure::stopped(true) {
-                return Ok(());
-            }
-            *cell = Some(rt.fresh(index)?);
-        }
-        if let Some(vcpu) = cell.as_mut() {
-            f(vcpu)
-        }
+            None if failure::stopped(true) => return Ok(()),
+            // SAFETY: as above; the shard reference above is gone.
+            None => unsafe { slot.put(&entered, rt.fresh(index)?) },
+        };
+        f(vcpu);
         Ok(())
     })
 }
@@ -85,9 +80,12 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
 /// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it
 /// (memory callbacks).
 #[inline(always)]
-pub(crate) fn on_exec<P: PerVcpu>(index: VCPUIndex, f: impl FnOnce(&mut Vcpu<P>)) {
+pub(crate) fn on_exec<P: PerVcpu, const FENCED: bool>(
+    index: VCPUIndex,
+    f: impl FnOnce(&mut Vcpu<P>),
+) {
     match Runtime::<P>::get() {
-        Ok(rt) => on_shard(rt.shards.first(), index, f),
+        Ok(rt) => on_shard::<P, FENCED>(rt.shards.first(), index, f),
         Err(e) => failure::error(Hook::Exec, &e),
     }
 }

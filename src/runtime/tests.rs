@@ -296,7 +296,7 @@ fn shard_is_created_lazily_on_an_event_before_init() {
     let mut host = MockHost::system(2);
     assert_eq!(install(&mut host, &[]), 0);
     // No vCPU booted: an exec-time event for vCPU 1 arrives first, on this thread.
-    runtime::shard_access::on_exec::<Counter>(1, |cpu| cpu.m.events += 7);
+    runtime::shard_access::on_exec::<Counter, true>(1, |cpu| cpu.m.events += 7);
     assert_eq!(NEW_SHARDS.load(Ordering::Relaxed), 1);
     host.atexit();
     let totals = take_totals().unwrap();

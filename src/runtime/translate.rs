@@ -230,8 +230,17 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>) + Send + Sync + 'static,
     {
+        // The barrier is chosen now, as for the other exec callbacks (`runtime::exec`).
+        let fenced = super::barrier::exec_fenced();
         self.insn.register_memory_access_callback(
-            move |i, info, vaddr| on_exec::<P>(i, |v| f(v, MemAccess { vaddr, info })),
+            move |i, info, vaddr| {
+                let f = |v: &mut Vcpu<P>| f(v, MemAccess { vaddr, info });
+                if fenced {
+                    on_exec::<P, true>(i, f)
+                } else {
+                    on_exec::<P, false>(i, f)
+                }
+            },
             rw,
         );
     }

@@ -157,3 +157,31 @@ fn hole1_system_exit_from_a_vcpu_while_the_others_run() {
         r.describe()
     );
 }
+
+/// QEMU 10.0 (plugin API v4) has no discontinuity callbacks: a plugin that asks for them
+/// (`discons`, built for API v4) must be refused at install with a message naming what
+/// is missing, not loaded silently without them.
+#[test]
+fn discontinuities_on_qemu_10_0_are_refused_at_install() {
+    let r = run_system(
+        "system-discons",
+        &[Plugin::new(example(Api::V4, "discons"), &[])],
+    );
+    assert!(!r.status.success(), "{}", r.describe());
+    assert!(
+        r.stderr
+            .contains("qemu_plugin_register_vcpu_discon_cb needs QEMU >= 10.2"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.stderr.contains("Could not load plugin"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        !r.stdout.contains("guest: 4 cpus"),
+        "the guest must not run\n{}",
+        r.describe()
+    );
+}

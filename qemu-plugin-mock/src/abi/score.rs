@@ -49,13 +49,15 @@ fn find(score: *mut qemu_plugin_scoreboard, vcpu: c_uint) -> *mut u8 {
 
 /// Whether no scoreboard can move under this thread: QEMU grows them (moving every
 /// entry) holding `plugin.lock` inside an exclusive section, which waits only for threads
-/// inside `cpu_exec`. No vCPU at all (install) cannot grow them either.
+/// inside `cpu_exec`. With no live vCPU (install, or after every thread exited) the next
+/// vCPU gets index 0, which never grows them either.
 fn boards_pinned() -> bool {
     ctx::in_cpu_exec()
         || ctx::plugin_lock_depth() > 0
         || ctx::exclusive_depth() > 0
         || ctx::installing()
         || scoreboard::num_vcpus() == 0
+        || crate::vcpu::live_snapshot().is_empty()
 }
 
 #[cold]

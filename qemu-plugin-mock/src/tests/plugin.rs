@@ -3,8 +3,10 @@
 // The plugin is deliberately C-style FFI; each call's contract is the C API's.
 #![allow(clippy::undocumented_unsafe_blocks)]
 
+use std::cell::{Cell, RefCell};
 use std::ffi::{CStr, CString, c_char, c_int, c_uint, c_void};
 use std::ptr;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering::*};
 
 use crate::sys::*;
@@ -84,8 +86,49 @@ unsafe extern "C" fn vcpu_exit(_id: qemu_plugin_id_t, _vcpu: c_uint) {
     EXITS.fetch_add(1, Relaxed);
 }
 
+thread_local! {
+    static PENDING: RefCell<Option<Box<dyn FnOnce()>>> = const { RefCell::new(None) };
+}
+
+unsafe extern "C" fn run_pending(_id: qemu_plugin_id_t, _vcpu: c_uint) {
+    if let Some(f) = PENDING.with(|p| p.borrow_mut().take()) {
+        f()
+    }
+}
+
+/// Runs `f` (scoreboard reads) the way a plugin must outside `cpu_exec`: from inside
+/// `qemu_plugin_vcpu_for_each`, which QEMU runs holding `plugin.lock`, so that no vCPU
+/// init can grow (move) the scoreboards meanwhile. Directly once uninstalled (the id is
+/// then invalid) or with no vCPU to call back for.
+fn locked<R: 'static>(f: impl FnOnce() -> R + 'static) -> R {
+    if UNINSTALLED.load(SeqCst) {
+        return f();
+    }
+    let out = Rc::new(Cell::new(None));
+    let o = out.clone();
+    let f = Rc::new(Cell::new(Some(f)));
+    let g = f.clone();
+    PENDING.with(|p| {
+        *p.borrow_mut() = Some(Box::new(move || {
+            if let Some(f) = g.take() {
+                o.set(Some(f()))
+            }
+        }))
+    });
+    unsafe { qemu_plugin_vcpu_for_each(ID.load(Relaxed), Some(run_pending)) };
+    PENDING.with(|p| p.borrow_mut().take());
+    match out.take() {
+        Some(r) => r,
+        None => f
+            .take()
+            .map(|f| f())
+            .expect("the read ran without a result"),
+    }
+}
+
 unsafe extern "C" fn atexit(_id: qemu_plugin_id_t, _u: *mut c_void) {
-    let (a, b) = unsafe { (qemu_plugin_u64_sum(entry(0)), qemu_plugin_u64_sum(entry(8))) };
+    let (a, b) =
+        locked(|| unsafe { (qemu_plugin_u64_sum(entry(0)), qemu_plugin_u64_sum(entry(8))) });
     ATEXIT_INLINE.store(a, SeqCst);
     ATEXIT_CB.store(b, SeqCst);
     let s = CString::new(format!("insns: {a} {b}\n")).unwrap();
@@ -148,5 +191,5 @@ pub unsafe extern "C" fn install(
 }
 
 pub fn get(offset: usize, vcpu: u32) -> u64 {
-    unsafe { qemu_plugin_u64_get(entry(offset), vcpu) }
+    locked(move || unsafe { qemu_plugin_u64_get(entry(offset), vcpu) })
 }

@@ -304,6 +304,29 @@ impl Run {
         )
     }
 
+    /// Panics unless QEMU refused a plugin at install: exit status 1, QEMU's "Could not
+    /// load plugin" on stderr, and none of the guest's output (`guest_mark`). Returns
+    /// stderr and stdout together, for the caller to check what the message names.
+    pub fn assert_refused_at_install(&self, guest_mark: &str) -> String {
+        assert_eq!(
+            self.status.code(),
+            Some(1),
+            "the plugin should be refused\n{}",
+            self.describe()
+        );
+        assert!(
+            self.stderr.contains("Could not load plugin"),
+            "{}",
+            self.describe()
+        );
+        assert!(
+            !self.stdout.contains(guest_mark),
+            "the guest ran\n{}",
+            self.describe()
+        );
+        format!("{}\n{}", self.stderr, self.stdout)
+    }
+
     /// Panics unless QEMU exited with status 0.
     pub fn assert_success(&self) -> &Self {
         assert!(

@@ -14,12 +14,26 @@ step "format and lints (plugin API v5 and v4)"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 cargo clippy --workspace --all-targets --no-default-features --features plugin-api-v4 -- -D warnings
+cargo clippy --workspace --all-targets --features anyhow,num-traits -- -D warnings
+
+step "features of 10.1.0-v2: plugin-api-v0..v3 are declared and refused with a clear error"
+for v in 0 1 2 3; do
+  out=$(cargo check --quiet --no-default-features --features "plugin-api-v$v" 2>&1 || true)
+  if ! printf '%s' "$out" | grep -q "not supported yet"; then
+    printf 'plugin-api-v%s: expected the "not supported yet" compile error, got:\n%s\n' "$v" "$out" >&2
+    exit 1
+  fi
+  echo "plugin-api-v$v: refused with the expected message"
+done
 
 step "data races: mock-host stress tests under valgrind's helgrind and DRD"
 ./scripts/race-check.sh
 
 step "unit and mock-host tests, plugin API v4"
 cargo test --workspace --lib --no-default-features --features plugin-api-v4
+
+step "unit tests with the 10.1.0-v2 features anyhow and num-traits"
+cargo test --lib --features anyhow,num-traits
 
 step "all tests, plugin API v5: unit, mock host, real QEMU (user mode and MTTCG system mode)"
 cargo test --release --workspace

@@ -266,6 +266,67 @@ pub enum Error {
     /// A transparently wrapped boxed error.
     #[error(transparent)]
     BoxedError(#[from] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// A transparently wrapped `std::alloc::LayoutError`.
+    #[error(transparent)]
+    LayoutError(#[from] std::alloc::LayoutError),
+    /// A transparently wrapped `std::cell::BorrowError`.
+    #[error(transparent)]
+    BorrowError(#[from] std::cell::BorrowError),
+    /// A transparently wrapped `std::char::CharTryFromError`.
+    #[error(transparent)]
+    CharTryFromError(#[from] std::char::CharTryFromError),
+    /// A transparently wrapped `std::char::DecodeUtf16Error`.
+    #[error(transparent)]
+    DecodeUtf16Error(#[from] std::char::DecodeUtf16Error),
+    /// A transparently wrapped `std::char::ParseCharError`.
+    #[error(transparent)]
+    ParseCharError(#[from] std::char::ParseCharError),
+    /// A transparently wrapped `std::char::TryFromCharError`.
+    #[error(transparent)]
+    TryFromCharError(#[from] std::char::TryFromCharError),
+    /// A transparently wrapped `std::collections::TryReserveError`.
+    #[error(transparent)]
+    TryReserveError(#[from] std::collections::TryReserveError),
+    /// A transparently wrapped `std::env::JoinPathsError`.
+    #[error(transparent)]
+    JoinPathsError(#[from] std::env::JoinPathsError),
+    /// A transparently wrapped `std::ffi::FromBytesUntilNulError`.
+    #[error(transparent)]
+    FromBytesUntilNulError(#[from] std::ffi::FromBytesUntilNulError),
+    /// A transparently wrapped `std::ffi::FromVecWithNulError`.
+    #[error(transparent)]
+    FromVecWithNulError(#[from] std::ffi::FromVecWithNulError),
+    /// A transparently wrapped `std::fs::TryLockError`.
+    #[error(transparent)]
+    FsTryLockError(#[from] std::fs::TryLockError),
+    /// A transparently wrapped `std::net::AddrParseError`.
+    #[error(transparent)]
+    AddrParseError(#[from] std::net::AddrParseError),
+    /// A transparently wrapped `std::path::StripPrefixError`.
+    #[error(transparent)]
+    StripPrefixError(#[from] std::path::StripPrefixError),
+    /// A transparently wrapped `std::string::FromUtf16Error`.
+    #[error(transparent)]
+    FromUtf16Error(#[from] std::string::FromUtf16Error),
+    /// A transparently wrapped `std::sync::mpsc::RecvError`.
+    #[error(transparent)]
+    RecvError(#[from] std::sync::mpsc::RecvError),
+    /// A transparently wrapped `std::sync::mpsc::RecvTimeoutError`.
+    #[error(transparent)]
+    RecvTimeoutError(#[from] std::sync::mpsc::RecvTimeoutError),
+    /// A transparently wrapped `std::sync::mpsc::TryRecvError`.
+    #[error(transparent)]
+    TryRecvError(#[from] std::sync::mpsc::TryRecvError),
+    /// A transparently wrapped `std::thread::AccessError`.
+    #[error(transparent)]
+    AccessError(#[from] std::thread::AccessError),
+    /// A transparently wrapped `std::time::TryFromFloatSecsError`.
+    #[error(transparent)]
+    TryFromFloatSecsError(#[from] std::time::TryFromFloatSecsError),
+    /// A transparently wrapped `anyhow::Error` (feature `anyhow`).
+    #[cfg(feature = "anyhow")]
+    #[error(transparent)]
+    AnyhowError(#[from] anyhow::Error),
 }
 
 /// An argument's value as a message shows it: quoted, or in words when it is empty (as
@@ -289,3 +350,39 @@ const _: () = {
     const fn assert_send_sync<T: Send + Sync>() {}
     assert_send_sync::<Error>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::{Error, Result};
+
+    /// `?` converts the standard errors the 10.1.0-v2 crate converted, so its users'
+    /// functions keep compiling.
+    #[test]
+    fn question_mark_converts_the_standard_errors_of_10_1_0_v2() {
+        fn parse_char(s: &str) -> Result<char> {
+            Ok(s.parse::<char>()?)
+        }
+        fn strip(p: &std::path::Path) -> Result<&std::path::Path> {
+            Ok(p.strip_prefix("/nowhere")?)
+        }
+        assert!(matches!(parse_char("ab"), Err(Error::ParseCharError(_))));
+        assert!(matches!(
+            strip(std::path::Path::new("/tmp")),
+            Err(Error::StripPrefixError(_))
+        ));
+    }
+
+    /// Feature `anyhow`: `?` on an `anyhow::Error` gives `Error::AnyhowError`, whose
+    /// message is the original one.
+    #[cfg(feature = "anyhow")]
+    #[test]
+    fn anyhow_errors_convert_with_question_mark() {
+        fn fails() -> Result<()> {
+            Err(anyhow::anyhow!("the tracer's own failure"))?;
+            Ok(())
+        }
+        let e = fails().unwrap_err();
+        assert!(matches!(e, Error::AnyhowError(_)));
+        assert_eq!(e.to_string(), "the tracer's own failure");
+    }
+}

@@ -55,12 +55,30 @@
 //! `plugin-api-v4` for QEMU 9.2 and 10.0. Items say which QEMU they need;
 //! [`qemu_plugin_register_vcpu_discon_cb`] needs QEMU 10.2 and is looked up at run time.
 
+#[cfg(any(
+    feature = "plugin-api-v0",
+    feature = "plugin-api-v1",
+    feature = "plugin-api-v2",
+    feature = "plugin-api-v3"
+))]
+compile_error!(
+    "features `plugin-api-v0` to `plugin-api-v3` (QEMU 4.2 to 9.1) are declared for \
+     compatibility with qemu-plugin 10.1.0-v2 but not supported yet: use `plugin-api-v4` \
+     (QEMU 9.2 and 10.0) or `plugin-api-v5` (QEMU >= 10.1, the default)"
+);
 #[cfg(all(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
 compile_error!(
     "features `plugin-api-v4` and `plugin-api-v5` are mutually exclusive: for QEMU 9.2/10.0 use \
      `default-features = false, features = [\"plugin-api-v4\"]`; for QEMU >= 10.1 keep the default"
 );
-#[cfg(not(any(feature = "plugin-api-v4", feature = "plugin-api-v5")))]
+#[cfg(not(any(
+    feature = "plugin-api-v0",
+    feature = "plugin-api-v1",
+    feature = "plugin-api-v2",
+    feature = "plugin-api-v3",
+    feature = "plugin-api-v4",
+    feature = "plugin-api-v5"
+)))]
 compile_error!(
     "choose a QEMU plugin API: enable feature `plugin-api-v5` (QEMU >= 10.1, the default) or \
      `plugin-api-v4` (QEMU 9.2 and 10.0)"
@@ -73,7 +91,7 @@ pub mod api;
 pub mod callbacks;
 mod compat;
 pub mod error;
-mod glib;
+pub mod glib;
 pub mod handles;
 mod host;
 mod identity;
@@ -82,6 +100,34 @@ pub mod plugin;
 pub mod runtime;
 pub mod scoreboard;
 pub mod sys;
+
+/// The 10.1.0-v2 module path of [`Instruction`].
+pub mod instruction {
+    pub use crate::handles::insn::Instruction;
+}
+
+/// The 10.1.0-v2 module path of [`TranslationBlock`] and its instruction iterator.
+pub mod translation_block {
+    pub use crate::handles::tb::{TranslationBlock, TranslationBlockIterator};
+}
+
+/// The 10.1.0-v2 module path of [`RegisterDescriptor`] (QEMU 9.0, plugin API v2).
+pub mod register {
+    pub use crate::handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
+}
+
+/// The 10.1.0-v2 module path of memory accesses, hardware addresses and guest-memory
+/// access.
+pub mod memory {
+    pub use crate::api::guest::qemu_plugin_read_memory_vaddr;
+    #[cfg(feature = "plugin-api-v5")]
+    pub use crate::api::guest::{
+        qemu_plugin_read_memory_hwaddr, qemu_plugin_translate_vaddr,
+        qemu_plugin_write_memory_hwaddr, qemu_plugin_write_memory_vaddr,
+    };
+    pub use crate::error::HwaddrOperationResult;
+    pub use crate::handles::mem::{HwAddr, MemValue, MemoryInfo};
+}
 
 pub use api::guest::*;
 pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};

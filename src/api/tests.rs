@@ -43,6 +43,13 @@ impl HasCallbacks for GuestState {
                 let regs = REGS.lock().unwrap();
                 let rbx = regs.iter().find(|r| r.name == "rbx").expect("rbx listed");
                 note(format!("rbx {:?}", rbx.read().map(|v| v.to_vec())));
+                #[cfg(feature = "num-traits")]
+                note(format!(
+                    "rbx as integers: {:?} {:?} {:?}",
+                    rbx.read_le::<u64>().map_err(|e| e.to_string()),
+                    rbx.read_be::<u64>().map_err(|e| e.to_string()),
+                    rbx.read_le::<u32>().map_err(|e| e.to_string()),
+                ));
                 #[cfg(feature = "plugin-api-v5")]
                 note(format!(
                     "write with R_REGS: {:?}",
@@ -92,6 +99,20 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
         seen[1],
         format!("rbx Ok({:?})", 1u64.to_le_bytes().to_vec())
     );
+    // Feature `num-traits`: the same bytes as integers, and a wrong size is an error.
+    #[cfg(feature = "num-traits")]
+    let seen = {
+        assert_eq!(
+            seen[2],
+            format!(
+                "rbx as integers: Ok(1) Ok({}) Err(\"invalid size 4 for a read of register rbx\")",
+                1u64 << 56
+            )
+        );
+        let mut seen = seen;
+        seen.remove(2);
+        seen
+    };
     #[cfg(feature = "plugin-api-v5")]
     {
         assert_eq!(

@@ -70,6 +70,47 @@ impl RegisterDescriptor<'_> {
     }
 }
 
+#[cfg(feature = "num-traits")]
+impl RegisterDescriptor<'_> {
+    /// Reads the register as an integer `T` from its bytes in big-endian order (feature
+    /// `num-traits`). [`Error::InvalidRegisterReadSize`] if the register is not exactly
+    /// `size_of::<T>()` bytes (10.1.0-v2 panicked there).
+    pub fn read_be<T>(&self) -> Result<T>
+    where
+        T: num_traits::PrimInt + num_traits::FromBytes,
+        T::Bytes: Default + Sized,
+    {
+        self.read_int(T::from_be_bytes)
+    }
+
+    /// Reads the register as an integer `T` from its bytes in little-endian order
+    /// (feature `num-traits`); errors as for [`Self::read_be`].
+    pub fn read_le<T>(&self) -> Result<T>
+    where
+        T: num_traits::PrimInt + num_traits::FromBytes,
+        T::Bytes: Default + Sized,
+    {
+        self.read_int(T::from_le_bytes)
+    }
+
+    fn read_int<T>(&self, from: impl FnOnce(&T::Bytes) -> T) -> Result<T>
+    where
+        T: num_traits::FromBytes,
+        T::Bytes: Default + Sized,
+    {
+        let data = self.read()?;
+        let mut bytes = T::Bytes::default();
+        if bytes.as_ref().len() != data.len() {
+            return Err(Error::InvalidRegisterReadSize {
+                name: self.name.clone(),
+                size: size_of::<T>(),
+            });
+        }
+        bytes.as_mut().copy_from_slice(&data);
+        Ok(from(&bytes))
+    }
+}
+
 /// The current vCPU's registers. Call it from a vCPU callback (e.g. vcpu_init); anywhere
 /// else (a thread of the plugin's own, the install, a system-mode exit on QEMU's main
 /// thread) it is [`Error::NotOnVcpuThread`], where QEMU itself would abort.

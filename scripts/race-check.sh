@@ -10,7 +10,8 @@
 # exit run from one vCPU's thread while the others execute and one of them is held
 # inside an exec callback (hole 1: the forced race of a device calling exit()); and a
 # thread storm growing the scoreboards while exiting threads merge their inline counters
-# under QEMU's plugin lock (hole 11).
+# under QEMU's plugin lock (hole 11); and `FnMut` exec closures of the 10.1.0-v2 surface
+# run by 4 vCPUs at once, each behind its own lock.
 #
 # The test binary is a debug build with the `race-check` feature, which turns the
 # crate's happens-before annotations (src/annotate.rs) into valgrind client requests.
@@ -38,6 +39,7 @@ TESTS=(
   runtime::shards::tests::growth_under_concurrency_never_moves_slots
   runtime::exit_tests::hole1_an_exit_from_a_vcpu_thread_waits_for_running_exec_closures
   runtime::thread_tests::hole11_scoreboard_growth_while_vcpus_exit_never_races_a_merge
+  callbacks::exec::tests::fnmut_closures_run_by_several_vcpus_at_once_lose_nothing
 )
 
 die() { printf 'race-check: %s\n' "$*" >&2; exit 1; }

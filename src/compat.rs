@@ -13,7 +13,7 @@ pub fn qemu_plugin_register_vcpu_tb_exec_cb<F>(
     cb: F,
     flags: CallbackFlags,
 ) where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
+    F: FnMut(VCPUIndex) + Send + Sync + 'static,
 {
     tb.register_execute_callback_flags(cb, flags);
 }
@@ -27,7 +27,7 @@ pub fn qemu_plugin_register_vcpu_tb_exec_cond_cb<F>(
     entry: PluginU64<'static>,
     immediate: u64,
 ) where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
+    F: FnMut(VCPUIndex) + Send + Sync + 'static,
 {
     tb.register_conditional_execute_callback_flags(cb, flags, cond, entry, immediate);
 }
@@ -45,7 +45,7 @@ pub fn qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
 /// Runs `cb` each time `insn` executes. Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_insn_exec_cb<F>(insn: Instruction<'_>, cb: F, flags: CallbackFlags)
 where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
+    F: FnMut(VCPUIndex) + Send + Sync + 'static,
 {
     insn.register_execute_callback_flags(cb, flags);
 }
@@ -59,7 +59,7 @@ pub fn qemu_plugin_register_vcpu_insn_exec_cond_cb<F>(
     entry: PluginU64<'static>,
     immediate: u64,
 ) where
-    F: Fn(VCPUIndex) + Send + Sync + 'static,
+    F: FnMut(VCPUIndex) + Send + Sync + 'static,
 {
     insn.register_conditional_execute_callback_flags(cb, flags, cond, entry, immediate);
 }
@@ -81,7 +81,7 @@ pub fn qemu_plugin_register_vcpu_mem_cb<F>(
     flags: CallbackFlags,
     rw: MemRW,
 ) where
-    F: for<'a> Fn(VCPUIndex, MemoryInfo<'a>, u64) + Send + Sync + 'static,
+    F: for<'a> FnMut(VCPUIndex, MemoryInfo<'a>, u64) + Send + Sync + 'static,
 {
     insn.register_memory_access_callback_flags(cb, rw, flags);
 }

@@ -3,6 +3,7 @@
 //! one of them. Both the 10.1-style handles and the per-vCPU runtime use these.
 
 use std::ffi::c_void;
+use std::sync::{Mutex, PoisonError};
 
 use super::stash::stash;
 use super::trampoline::{Hook, guard};
@@ -60,6 +61,39 @@ where
         cb: Some(vcpu_udata::<F>),
         userdata: stash(f),
     }
+}
+
+/// A closure that may mutate what it captures (`FnMut`, as the 10.1.0-v2 crate accepts),
+/// made safe to call from several vCPU threads at once: each call holds the closure's own
+/// lock. (10.1.0-v2 called such closures through aliased `&mut` from several vCPUs at
+/// once: a data race.) The per-vCPU runtime's closures are `Fn` and take no lock.
+struct Locked<F>(Mutex<F>);
+
+impl<F> Locked<F> {
+    #[inline]
+    fn with<R>(&self, call: impl FnOnce(&mut F) -> R) -> R {
+        // A panic in the closure is reported (and the plugin uninstalled) by the
+        // trampoline; a call that still arrives uses the closure as it was left.
+        call(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+/// Stashes a closure that may mutate its captures, behind its own lock (see `Locked`).
+pub(crate) fn udata_mut<F>(f: F) -> Udata
+where
+    F: FnMut(VCPUIndex) + Send + 'static,
+{
+    let f = Locked(Mutex::new(f));
+    udata(move |vcpu| f.with(|f| f(vcpu)))
+}
+
+/// Stashes a memory closure that may mutate its captures, behind its own lock.
+pub(crate) fn mem_udata_mut<F>(f: F) -> MemUdata
+where
+    F: for<'a> FnMut(VCPUIndex, MemoryInfo<'a>, u64) + Send + 'static,
+{
+    let f = Locked(Mutex::new(f));
+    mem_udata(move |vcpu, info, vaddr| f.with(|f| f(vcpu, info, vaddr)))
 }
 
 /// A registered memory closure: the trampoline and the `userdata` to give QEMU.
@@ -143,4 +177,71 @@ pub(crate) fn inline<S: ExecSite>(
 ) {
     // SAFETY: as in `on_exec_if`.
     unsafe { S::REGISTER_INLINE(site.raw(), op, entry.raw(), imm) }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use crate::{HasCallbacks, PluginId, Register, Result, TranslationBlock};
+    use qemu_plugin_mock::{Block, MockHost, Workload};
+
+    /// What the `FnMut` closures counted, added when each is dropped (at the flush).
+    static COUNTED: AtomicU64 = AtomicU64::new(0);
+
+    /// A plain (non-atomic) count, captured by value and mutated by the closure.
+    struct Count(u64);
+
+    impl Drop for Count {
+        fn drop(&mut self) {
+            COUNTED.fetch_add(self.0, Ordering::SeqCst);
+        }
+    }
+
+    struct Mutating;
+
+    impl Register for Mutating {}
+
+    impl HasCallbacks for Mutating {
+        fn on_translation_block_translate(
+            &mut self,
+            _id: PluginId,
+            tb: TranslationBlock,
+        ) -> Result<()> {
+            let mut count = Count(0);
+            tb.register_execute_callback(move |_vcpu| {
+                // The whole `Count` is captured (not just its field), so its drop reports.
+                let count = &mut count;
+                count.0 += 1;
+            });
+            Ok(())
+        }
+    }
+
+    /// 10.1.0-v2 accepted `FnMut` exec closures and called them through aliased `&mut`
+    /// from several vCPUs at once. They are accepted here too, each behind its own lock:
+    /// 4 vCPUs executing the same blocks at once lose no increment of a plain `u64`
+    /// (and, in the race check, helgrind and DRD see no race on it).
+    #[test]
+    fn fnmut_closures_run_by_several_vcpus_at_once_lose_nothing() {
+        COUNTED.store(0, Ordering::SeqCst);
+        let mut host = MockHost::system(4);
+        crate::plugin::register_plugin(Mutating);
+        crate::install::set_installer("mutating", crate::plugin::install);
+        assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
+        host.boot();
+        let scale = std::env::var("QEMU_PLUGIN_STRESS_SCALE")
+            .ok()
+            .and_then(|s| s.parse::<f64>().ok())
+            .unwrap_or(1.0);
+        let reps = ((50_000.0 * scale) as u64).max(100);
+        let w = Workload::new()
+            .step(Block::synthetic(0x1000, 3), reps)
+            .step(Block::synthetic(0x2000, 2), reps);
+        let stats = host.run(&w);
+        // The flush frees every stashed closure, and with it its count.
+        host.flush();
+        assert_eq!(COUNTED.load(Ordering::SeqCst), stats.blocks);
+        assert!(host.violations().is_empty(), "{:?}", host.violations());
+    }
 }

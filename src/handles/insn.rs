@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::ptr::NonNull;
 
 use super::mem::MemoryInfo;
-use crate::callbacks::exec::{self, ExecSite, mem_udata};
+use crate::callbacks::exec::{self, ExecSite, MemUdata, mem_udata_mut};
 use crate::error::{Error, Result};
 use crate::scoreboard::PluginU64;
 use crate::{CallbackFlags, MemRW, PluginCondition, PluginOp, VCPUIndex, sys};
@@ -93,10 +93,13 @@ impl<'a> Instruction<'a> {
     }
 
     /// Runs `cb` each time the instruction executes. It may run on several vCPU threads
-    /// at once, hence `Fn + Sync`.
+    /// at once: `cb` may mutate what it captures (`FnMut`), so each call holds `cb`'s own
+    /// lock (an uncontended lock costs two atomic operations per event; vCPUs executing
+    /// the same instruction wait for each other). The per-vCPU runtime
+    /// ([`PerVcpu`](crate::PerVcpu)) is the lock-free path.
     pub fn register_execute_callback<F>(&self, cb: F)
     where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
         self.register_execute_callback_flags(cb, CallbackFlags::QEMU_PLUGIN_CB_NO_REGS)
     }
@@ -104,9 +107,9 @@ impl<'a> Instruction<'a> {
     /// As [`Self::register_execute_callback`], with register-access `flags`.
     pub fn register_execute_callback_flags<F>(&self, cb: F, flags: CallbackFlags)
     where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::register(self, flags, exec::udata(cb))
+        exec::register(self, flags, exec::udata_mut(cb))
     }
 
     /// Runs `cb` when the instruction executes and `entry cond immediate` holds for the
@@ -118,7 +121,7 @@ impl<'a> Instruction<'a> {
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
         self.register_conditional_execute_callback_flags(
             cb,
@@ -138,9 +141,9 @@ impl<'a> Instruction<'a> {
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::register_if(self, flags, cond, entry, immediate, exec::udata(cb))
+        exec::register_if(self, flags, cond, entry, immediate, exec::udata_mut(cb))
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction
@@ -153,7 +156,7 @@ impl<'a> Instruction<'a> {
     /// vCPU index, the access's [`MemoryInfo`] and its virtual address.
     pub fn register_memory_access_callback<F>(&self, cb: F, rw: MemRW)
     where
-        F: for<'b> Fn(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
+        F: for<'b> FnMut(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
     {
         self.register_memory_access_callback_flags(cb, rw, CallbackFlags::QEMU_PLUGIN_CB_NO_REGS)
     }
@@ -161,9 +164,14 @@ impl<'a> Instruction<'a> {
     /// As [`Self::register_memory_access_callback`], with register-access `flags`.
     pub fn register_memory_access_callback_flags<F>(&self, cb: F, rw: MemRW, flags: CallbackFlags)
     where
-        F: for<'b> Fn(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
+        F: for<'b> FnMut(VCPUIndex, MemoryInfo<'b>, u64) + Send + Sync + 'static,
     {
-        let u = mem_udata(cb);
+        self.register_memory(mem_udata_mut(cb), rw, flags)
+    }
+
+    /// Registers a stashed memory closure (the per-vCPU runtime's are `Fn` and take no
+    /// lock).
+    pub(crate) fn register_memory(&self, u: MemUdata, rw: MemRW, flags: CallbackFlags) {
         // SAFETY: the instruction is being translated; `u` pairs the memory trampoline
         // with its stashed closure.
         unsafe { sys::qemu_plugin_register_vcpu_mem_cb(self.raw(), u.cb, flags, rw, u.userdata) };

@@ -70,10 +70,13 @@ impl<'a> TranslationBlock<'a> {
     }
 
     /// Runs `cb` each time the block executes, with the executing vCPU's index.
-    /// `cb` may run on several vCPU threads at once, hence `Fn + Sync`.
+    /// `cb` may run on several vCPU threads at once: it may mutate what it captures
+    /// (`FnMut`), so each call holds `cb`'s own lock (see
+    /// [`Instruction::register_execute_callback`](crate::Instruction::register_execute_callback)
+    /// for the cost; [`PerVcpu`](crate::PerVcpu) is the lock-free path).
     pub fn register_execute_callback<F>(&self, cb: F)
     where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
         self.register_execute_callback_flags(cb, CallbackFlags::QEMU_PLUGIN_CB_NO_REGS)
     }
@@ -81,9 +84,9 @@ impl<'a> TranslationBlock<'a> {
     /// As [`Self::register_execute_callback`], with register-access `flags`.
     pub fn register_execute_callback_flags<F>(&self, cb: F, flags: CallbackFlags)
     where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::register(self, flags, exec::udata(cb))
+        exec::register(self, flags, exec::udata_mut(cb))
     }
 
     /// Runs `cb` when the block executes and `entry cond immediate` holds for the
@@ -95,7 +98,7 @@ impl<'a> TranslationBlock<'a> {
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
         self.register_conditional_execute_callback_flags(
             cb,
@@ -115,9 +118,9 @@ impl<'a> TranslationBlock<'a> {
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
-        F: Fn(VCPUIndex) + Send + Sync + 'static,
+        F: FnMut(VCPUIndex) + Send + Sync + 'static,
     {
-        exec::register_if(self, flags, cond, entry, immediate, exec::udata(cb))
+        exec::register_if(self, flags, cond, entry, immediate, exec::udata_mut(cb))
     }
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the block

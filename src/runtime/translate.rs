@@ -232,16 +232,18 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     {
         // The barrier is chosen now, as for the other exec callbacks (`runtime::exec`).
         let fenced = super::barrier::exec_fenced();
-        self.insn.register_memory_access_callback(
-            move |i, info, vaddr| {
+        // An `Fn` closure: no lock (the public `FnMut` registration takes one per call).
+        self.insn.register_memory(
+            crate::callbacks::exec::mem_udata(move |i, info, vaddr| {
                 let f = |v: &mut Vcpu<P>| f(v, MemAccess { vaddr, info });
                 if fenced {
                     on_exec::<P, true>(i, f)
                 } else {
                     on_exec::<P, false>(i, f)
                 }
-            },
+            }),
             rw,
+            CallbackFlags::QEMU_PLUGIN_CB_NO_REGS,
         );
     }
 

@@ -47,18 +47,26 @@ pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &[u8]) -> Result<()> {
     }
 }
 
+/// From QEMU's result of a physical-memory operation (as in 10.1.0-v2).
+#[cfg(feature = "plugin-api-v5")]
+impl From<sys::qemu_plugin_hwaddr_operation_result> for crate::HwaddrOperationResult {
+    fn from(r: sys::qemu_plugin_hwaddr_operation_result) -> Self {
+        use crate::HwaddrOperationResult as R;
+        use sys::qemu_plugin_hwaddr_operation_result as Q;
+        match r {
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_OK => R::Ok,
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_ERROR => R::Error,
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => R::DeviceError,
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => R::AccessDenied,
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => R::InvalidAddress,
+            Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => R::InvalidAddressSpace,
+        }
+    }
+}
+
 #[cfg(feature = "plugin-api-v5")]
 fn hw_result(r: sys::qemu_plugin_hwaddr_operation_result) -> crate::HwaddrOperationResult {
-    use crate::HwaddrOperationResult as R;
-    use sys::qemu_plugin_hwaddr_operation_result as Q;
-    match r {
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_OK => R::Ok,
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_ERROR => R::Error,
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_DEVICE_ERROR => R::DeviceError,
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_ACCESS_DENIED => R::AccessDenied,
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS => R::InvalidAddress,
-        Q::QEMU_PLUGIN_HWADDR_OPERATION_INVALID_ADDRESS_SPACE => R::InvalidAddressSpace,
-    }
+    r.into()
 }
 
 /// Reads `buf.len()` bytes of guest physical memory at `addr` (system mode).

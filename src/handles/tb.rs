@@ -13,8 +13,9 @@ use crate::{CallbackFlags, PluginCondition, PluginOp, VCPUIndex, sys};
 /// A translation block (`struct qemu_plugin_tb *`), borrowed for the translation callback.
 ///
 /// It cannot be built from a raw pointer in safe code, nor kept past the callback: the
-/// lifetime `'a` is the callback's. Needs: any QEMU with plugins.
-#[derive(Debug)]
+/// lifetime `'a` is the callback's; a copy is the same handle, with the same lifetime.
+/// Needs: any QEMU with plugins.
+#[derive(Debug, Clone, Copy)]
 pub struct TranslationBlock<'a> {
     ptr: NonNull<sys::qemu_plugin_tb>,
     marker: PhantomData<&'a sys::qemu_plugin_tb>,
@@ -61,9 +62,9 @@ impl<'a> TranslationBlock<'a> {
     }
 
     /// The block's instructions, in order.
-    pub fn instructions(&self) -> TranslationBlockIterator<'_, 'a> {
+    pub fn instructions(&self) -> TranslationBlockIterator<'a> {
         TranslationBlockIterator {
-            tb: self,
+            tb: *self,
             index: 0,
             size: self.size(),
         }
@@ -143,14 +144,14 @@ impl ExecSite for TranslationBlock<'_> {
     }
 }
 
-/// Iterator over a block's instructions.
-pub struct TranslationBlockIterator<'t, 'a> {
-    tb: &'t TranslationBlock<'a>,
+/// Iterator over a block's instructions, valid for the translation callback (`'a`).
+pub struct TranslationBlockIterator<'a> {
+    tb: TranslationBlock<'a>,
     index: usize,
     size: usize,
 }
 
-impl<'a> Iterator for TranslationBlockIterator<'_, 'a> {
+impl<'a> Iterator for TranslationBlockIterator<'a> {
     type Item = Instruction<'a>;
 
     fn next(&mut self) -> Option<Self::Item> {

@@ -32,6 +32,26 @@ pub struct System {
     pub smp_vcpus: i64,
 }
 
+/// From the `version` member of QEMU's `qemu_info_t` (as in 10.1.0-v2).
+impl From<&crate::sys::qemu_info_t__bindgen_ty_1> for Version {
+    fn from(v: &crate::sys::qemu_info_t__bindgen_ty_1) -> Self {
+        Version {
+            current: i64::from(v.cur),
+            mininum: i64::from(v.min),
+        }
+    }
+}
+
+/// From the `system` member of QEMU's `qemu_info_t` (as in 10.1.0-v2).
+impl From<&crate::sys::qemu_info_t__bindgen_ty_2__bindgen_ty_1> for System {
+    fn from(s: &crate::sys::qemu_info_t__bindgen_ty_2__bindgen_ty_1) -> Self {
+        System {
+            max_vcpus: i64::from(s.max_vcpus),
+            smp_vcpus: i64::from(s.smp_vcpus),
+        }
+    }
+}
+
 /// What QEMU tells the plugin at install. Needs: any QEMU with plugins.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Info {
@@ -64,19 +84,13 @@ impl Info {
             // SAFETY: `system_emulation` is true, so the `system` member of the union is the
             // one QEMU filled in (plugins/loader.c, qemu_plugin_fillin_mode_info).
             let s = unsafe { info.__bindgen_anon_1.system };
-            Some(System {
-                max_vcpus: s.max_vcpus as i64,
-                smp_vcpus: s.smp_vcpus as i64,
-            })
+            Some(System::from(&s))
         } else {
             None
         };
         Ok(Info {
             target_name,
-            version: Version {
-                current: info.version.cur as i64,
-                mininum: info.version.min as i64,
-            },
+            version: Version::from(&info.version),
             system,
         })
     }
@@ -84,5 +98,35 @@ impl Info {
     /// True in user mode (linux-user and friends), where every guest thread is a vCPU.
     pub fn is_user_mode(&self) -> bool {
         self.system.is_none()
+    }
+}
+
+#[cfg(test)]
+mod conversion_tests {
+    use super::{System, Version};
+    use crate::sys;
+
+    /// The `From` conversions of 10.1.0-v2 from QEMU's raw `qemu_info_t` members.
+    #[test]
+    fn version_and_system_convert_from_qemus_raw_members() {
+        let v = sys::qemu_info_t__bindgen_ty_1 { min: 2, cur: 5 };
+        assert_eq!(
+            Version::from(&v),
+            Version {
+                current: 5,
+                mininum: 2
+            }
+        );
+        let s = sys::qemu_info_t__bindgen_ty_2__bindgen_ty_1 {
+            smp_vcpus: 4,
+            max_vcpus: 8,
+        };
+        assert_eq!(
+            System::from(&s),
+            System {
+                max_vcpus: 8,
+                smp_vcpus: 4
+            }
+        );
     }
 }

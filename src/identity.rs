@@ -1,6 +1,7 @@
 //! Who this plugin is: the name its registering macro gave it (which prefixes every
-//! message the crate prints), the id QEMU gave it at install, and whether QEMU has
-//! since uninstalled it (the id is then invalid: QEMU aborts on it).
+//! message the crate prints), the id QEMU gave it at install, whether QEMU runs in user
+//! mode, and whether QEMU has since uninstalled it (the id is then invalid: QEMU aborts
+//! on it).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -10,6 +11,7 @@ use crate::PluginId;
 static NAME: Mutex<&'static str> = Mutex::new("qemu-plugin");
 static ID: AtomicU64 = AtomicU64::new(0);
 static UNINSTALLED: AtomicBool = AtomicBool::new(false);
+static USER_MODE: AtomicBool = AtomicBool::new(false);
 
 /// Records the plugin's name (from `register!` / `per_vcpu!`).
 pub(crate) fn set_name(name: &'static str) {
@@ -25,6 +27,16 @@ pub(crate) fn name() -> &'static str {
 pub(crate) fn set_id(id: PluginId) {
     ID.store(id, Ordering::Relaxed);
     UNINSTALLED.store(false, Ordering::Relaxed);
+}
+
+/// Records whether QEMU runs in user mode (from `qemu_info_t` at install).
+pub(crate) fn set_user_mode(user: bool) {
+    USER_MODE.store(user, Ordering::Relaxed);
+}
+
+/// Whether QEMU runs in user mode (linux-user), as it said at install.
+pub(crate) fn user_mode() -> bool {
+    USER_MODE.load(Ordering::Relaxed)
 }
 
 /// Records that QEMU has removed the plugin (its uninstall completion ran).

@@ -119,9 +119,22 @@ pub fn qemu_plugin_translate_vaddr(vaddr: u64) -> Result<u64> {
     }
 }
 
-/// The path of the guest binary (user mode), `None` in system mode.
-/// Needs: QEMU 6.0 (plugin API v1).
+/// Whether a user-mode program-layout query may reach QEMU here: linux-user answers it
+/// from the calling vCPU's task state (`get_task_state(current_cpu)`), which is a NULL
+/// dereference off a vCPU thread (at install, or on a thread of the plugin's own).
+fn layout_query_allowed(api: &'static str) -> Result<()> {
+    if crate::identity::user_mode() {
+        require_vcpu_thread(api)
+    } else {
+        Ok(())
+    }
+}
+
+/// The path of the guest binary (user mode), `None` in system mode. In user mode only on
+/// a vCPU thread (in one of its callbacks): elsewhere [`Error::NotOnVcpuThread`], where
+/// QEMU itself would crash. Needs: QEMU 6.0 (plugin API v1).
 pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
+    layout_query_allowed("qemu_plugin_path_to_binary")?;
     // SAFETY: QEMU returns a g_malloc'd string we own, or NULL.
     let p = unsafe { sys::qemu_plugin_path_to_binary() };
     if p.is_null() {
@@ -137,8 +150,11 @@ pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
 macro_rules! layout_fn {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        /// `None` in system mode (QEMU answers 0). Needs: QEMU 6.0 (plugin API v1).
+        /// `None` in system mode (QEMU answers 0), and in user mode off a vCPU thread (at
+        /// install, or on a thread of the plugin's own), where QEMU would crash.
+        /// Needs: QEMU 6.0 (plugin API v1).
         pub fn $name() -> Option<u64> {
+            layout_query_allowed(stringify!($name)).ok()?;
             // SAFETY: a plain query with no arguments.
             let v = unsafe { sys::$name() };
             (v != 0).then_some(v)

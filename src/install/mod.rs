@@ -94,6 +94,7 @@ unsafe fn install(
     let args = Args::parse(raw)?;
     // SAFETY: forwarded from this function's contract.
     let info = unsafe { Info::from_raw(info) }?;
+    crate::identity::set_user_mode(info.is_user_mode());
     let install = INSTALLER
         .lock()
         .unwrap_or_else(|p| p.into_inner())

@@ -13,6 +13,22 @@ type Probe = (&'static str, Result<()>, Result<()>);
 
 /// Every probe, in order.
 static PROBES: Mutex<Vec<Probe>> = Mutex::new(Vec::new());
+/// User-mode program-layout probes: where, `path_to_binary`, `entry_code`.
+type Layout = (
+    &'static str,
+    Result<Option<std::path::PathBuf>>,
+    Option<u64>,
+);
+static LAYOUT: Mutex<Vec<Layout>> = Mutex::new(Vec::new());
+
+fn layout(at: &'static str) {
+    LAYOUT.lock().unwrap().push((
+        at,
+        crate::qemu_plugin_path_to_binary(),
+        crate::qemu_plugin_entry_code(),
+    ));
+}
+
 /// Every total `on_exit` received: (callback count, inline count).
 static REPORTS: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
 
@@ -42,6 +58,7 @@ impl PerVcpu for Threads {
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
         args.expect_only(&[])?;
+        layout("install");
         Ok((
             Threads {
                 inline: InlineCounter::new()?,
@@ -52,6 +69,7 @@ impl PerVcpu for Threads {
     fn new_shard(&self, vcpu: VCPUIndex) -> Result<u64> {
         if vcpu == 0 {
             probe("vcpu init");
+            layout("vcpu init");
         }
         Ok(0)
     }
@@ -77,6 +95,7 @@ impl PerVcpu for Threads {
 fn install(host: &mut MockHost) {
     PROBES.lock().unwrap().clear();
     REPORTS.lock().unwrap().clear();
+    LAYOUT.lock().unwrap().clear();
     crate::install::set_installer("threads", runtime::install::<Threads>);
     assert_eq!(
         host.install(crate::install::qemu_plugin_install, &[]),
@@ -121,6 +140,40 @@ fn hole5_current_vcpu_calls_off_a_vcpu_thread_are_errors_not_aborts() {
             }
         }
     }
+    assert!(host.violations().is_empty(), "{:?}", host.violations());
+}
+
+/// Hole 5, user mode: linux-user answers `qemu_plugin_path_to_binary` and the
+/// start/end/entry-code queries from the calling vCPU's task state, a NULL dereference at
+/// install (10.1.0-v2 plugins crash QEMU there). At install they must be an error (or
+/// `None`); on a vCPU thread, the answers.
+#[test]
+fn hole5_user_mode_layout_queries_at_install_are_refused_not_crashes() {
+    let mut host = MockHost::user();
+    install(&mut host);
+    host.spawn_vcpus(1);
+    host.atexit();
+    let layout = std::mem::take(&mut *LAYOUT.lock().unwrap());
+    assert_eq!(layout.len(), 2, "{layout:?}");
+    let (at, path, entry) = &layout[0];
+    assert_eq!(*at, "install");
+    assert!(
+        matches!(
+            path,
+            Err(Error::NotOnVcpuThread {
+                api: "qemu_plugin_path_to_binary"
+            })
+        ),
+        "{path:?}"
+    );
+    assert_eq!(*entry, None);
+    let (at, path, entry) = &layout[1];
+    assert_eq!(*at, "vcpu init");
+    assert_eq!(
+        path.as_ref().unwrap().as_deref(),
+        Some(std::path::Path::new("/bin/mock-guest"))
+    );
+    assert!(entry.is_some(), "{entry:?}");
     assert!(host.violations().is_empty(), "{:?}", host.violations());
 }
 

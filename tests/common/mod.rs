@@ -136,7 +136,8 @@ pub fn contrib_plugin(name: &str) -> PathBuf {
 
 // ---------------------------------------------------------------- building
 
-fn target_dir() -> PathBuf {
+/// The cargo target directory the tests build into.
+pub fn target_dir() -> PathBuf {
     Path::new(TARGET_TMPDIR)
         .parent()
         .expect("CARGO_TARGET_TMPDIR has a parent")

@@ -273,14 +273,29 @@ pub extern "C" fn qemu_plugin_path_to_binary() -> *const c_char {
         if memory::is_system() {
             return ptr::null();
         }
+        if !task_state_reachable("qemu_plugin_path_to_binary") {
+            return ptr::null();
+        }
         hostinfo::facts()
             .path
             .map_or(ptr::null(), |p| glib::strdup(&p).cast_const())
     })
 }
 
-fn code(pick: fn(&hostinfo::Facts) -> u64) -> u64 {
-    if memory::is_system() {
+/// linux-user answers the program-layout queries from `get_task_state(current_cpu)`: off
+/// a vCPU thread that is a NULL dereference (QEMU crashes), recorded as a violation.
+fn task_state_reachable(api: &str) -> bool {
+    if ctx::vcpu().is_none() {
+        hostinfo::violation(format!(
+            "{api} outside vCPU context in user mode: QEMU dereferences a NULL task state"
+        ));
+        return false;
+    }
+    true
+}
+
+fn code(api: &str, pick: fn(&hostinfo::Facts) -> u64) -> u64 {
+    if memory::is_system() || !task_state_reachable(api) {
         0
     } else {
         pick(&hostinfo::facts())
@@ -290,19 +305,25 @@ fn code(pick: fn(&hostinfo::Facts) -> u64) -> u64 {
 /// `qemu_plugin_start_code` (0 in system mode).
 #[unsafe(no_mangle)]
 pub extern "C" fn qemu_plugin_start_code() -> u64 {
-    guard("qemu_plugin_start_code", 0, || code(|f| f.start_code))
+    guard("qemu_plugin_start_code", 0, || {
+        code("qemu_plugin_start_code", |f| f.start_code)
+    })
 }
 
 /// `qemu_plugin_end_code` (0 in system mode).
 #[unsafe(no_mangle)]
 pub extern "C" fn qemu_plugin_end_code() -> u64 {
-    guard("qemu_plugin_end_code", 0, || code(|f| f.end_code))
+    guard("qemu_plugin_end_code", 0, || {
+        code("qemu_plugin_end_code", |f| f.end_code)
+    })
 }
 
 /// `qemu_plugin_entry_code` (0 in system mode).
 #[unsafe(no_mangle)]
 pub extern "C" fn qemu_plugin_entry_code() -> u64 {
-    guard("qemu_plugin_entry_code", 0, || code(|f| f.entry_code))
+    guard("qemu_plugin_entry_code", 0, || {
+        code("qemu_plugin_entry_code", |f| f.entry_code)
+    })
 }
 
 /// `qemu_plugin_request_time_control`: in system mode the first caller gets a

@@ -1,0 +1,148 @@
+//! The drop-in promise, checked with real code: `tests/compat` is a plugin written for
+//! the crates.io `qemu-plugin` 10.1.0-v2 in the style of its users. It is built twice
+//! with no edit between the two, against crates.io's 10.1.0-v2 and against this crate
+//! (a `[patch.crates-io]` given on cargo's command line), for plugin API v5 and v4, and
+//! each pair is loaded into one qemu-x86_64 run, where the two builds must report the
+//! same counts, and QEMU's bb.c, alongside, a third, independent count.
+//!
+//! The first run downloads 10.1.0-v2 from crates.io into cargo's cache.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Mutex;
+
+use common::*;
+
+/// Which `qemu-plugin` the compat plugin is built against.
+#[derive(Clone, Copy, Debug)]
+enum Against {
+    /// crates.io's 10.1.0-v2.
+    Seed,
+    /// This repository's crate.
+    Local,
+}
+
+/// Builds `tests/compat` against `against` for `api`; returns the plugin's path.
+fn build_compat(against: Against, api: Api) -> PathBuf {
+    // The builds share tests/compat/Cargo.lock (each rewrites it): one at a time.
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _held = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let root = env!("CARGO_MANIFEST_DIR");
+    let target = target_dir().join(format!("compat-{against:?}-{api:?}").to_lowercase());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args(["build", "--release", "--manifest-path"])
+        .arg(format!("{root}/tests/compat/Cargo.toml"))
+        .arg("--target-dir")
+        .arg(&target);
+    if api == Api::V4 {
+        cmd.args(["--no-default-features", "--features", "plugin-api-v4"]);
+    }
+    if let Against::Local = against {
+        cmd.arg("--config")
+            .arg(format!("patch.crates-io.qemu-plugin.path=\"{root}\""));
+    }
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run cargo to build tests/compat: {e}"));
+    assert!(
+        out.status.success(),
+        "building tests/compat against {against:?} ({api:?}) failed (the first build needs \
+         crates.io to fetch qemu-plugin 10.1.0-v2): {cmd:?}\n--- stderr ---\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let so = target.join("release/libcompat_plugin.so");
+    assert!(so.is_file(), "{} was not produced", so.display());
+    so
+}
+
+/// The fields of the `compat[tag]: k v k v ...` line, by name.
+fn compat_line(log: &str, tag: &str) -> BTreeMap<String, String> {
+    let prefix = format!("compat[{tag}]: ");
+    let line = log
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix))
+        .unwrap_or_else(|| panic!("no `{prefix}` line in the plugin log:\n{log}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    assert!(words.len() % 2 == 0, "odd line {line:?}");
+    words
+        .chunks(2)
+        .map(|kv| (kv[0].to_string(), kv[1].to_string()))
+        .collect()
+}
+
+fn count(fields: &BTreeMap<String, String>, key: &str) -> u64 {
+    fields[key]
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} = {:?}", fields[key]))
+}
+
+/// API v5 in qemu-x86_64 10.2: the seed's build, this crate's build and bb.c in one run
+/// of a deterministic guest. Every number the two builds report is the same, and their
+/// instruction and block counts are bb.c's.
+#[test]
+fn compat_plugin_behaves_the_same_built_against_either_crate_user_mode() {
+    let seed = build_compat(Against::Seed, Api::V5);
+    let local = build_compat(Against::Local, Api::V5);
+    let r = run_user(
+        "compat-v5",
+        &[
+            Plugin::new(seed, &["tag=seed"]),
+            Plugin::new(local, &["tag=local"]),
+            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+        ],
+        "compute",
+        &["40"],
+    );
+    r.assert_success();
+    let (s, l) = (compat_line(&r.log, "seed"), compat_line(&r.log, "local"));
+    eprintln!("compat v5: seed {s:?}");
+    assert_eq!(s, l, "the two builds disagree\n{}", r.describe());
+    let bb = parse_bb(&r.log);
+    assert_eq!(count(&l, "insns"), bb.total_insns, "{}", r.describe());
+    assert_eq!(count(&l, "blocks"), bb.total_bbs, "{}", r.describe());
+    assert_eq!(count(&l, "tb_first"), bb.total_bbs, "{}", r.describe());
+    assert!(
+        count(&l, "reads") > 0 && count(&l, "writes") > 0,
+        "{}",
+        r.describe()
+    );
+    assert!(
+        count(&l, "syscalls") > 0 && count(&l, "regs") > 0,
+        "{}",
+        r.describe()
+    );
+    assert_ne!(l["entry"], "0x0", "{}", r.describe());
+}
+
+/// API v4: the same pair built for plugin API v4, loaded into qemu-x86_64 10.2 (which
+/// still accepts API v4 plugins) with bb.c. (A system-mode boot with two builds of this
+/// plugin, which takes the 10.1.0-v2 surface's global lock at every translation and a
+/// closure lock at every instruction and memory access, does not finish a boot of 4 vCPUs
+/// on this 2-CPU machine within the harness's timeout.)
+#[test]
+fn compat_plugin_behaves_the_same_built_against_either_crate_api_v4() {
+    let seed = build_compat(Against::Seed, Api::V4);
+    let local = build_compat(Against::Local, Api::V4);
+    let r = run_user(
+        "compat-v4",
+        &[
+            Plugin::new(seed, &["tag=seed"]),
+            Plugin::new(local, &["tag=local"]),
+            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+        ],
+        "blocks",
+        &[],
+    );
+    r.assert_success();
+    let (s, l) = (compat_line(&r.log, "seed"), compat_line(&r.log, "local"));
+    eprintln!("compat v4: seed {s:?}");
+    assert_eq!(s, l, "the two builds disagree\n{}", r.describe());
+    let bb = parse_bb(&r.log);
+    assert_eq!(count(&l, "insns"), bb.total_insns, "{}", r.describe());
+    assert_eq!(count(&l, "blocks"), bb.total_bbs, "{}", r.describe());
+    assert_eq!(count(&l, "tb_first"), bb.total_bbs, "{}", r.describe());
+}

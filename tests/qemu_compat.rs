@@ -67,7 +67,7 @@ fn compat_line(log: &str, tag: &str) -> BTreeMap<String, String> {
         .find_map(|l| l.strip_prefix(&prefix))
         .unwrap_or_else(|| panic!("no `{prefix}` line in the plugin log:\n{log}"));
     let words: Vec<&str> = line.split_whitespace().collect();
-    assert!(words.len() % 2 == 0, "odd line {line:?}");
+    assert!(words.len().is_multiple_of(2), "odd line {line:?}");
     words
         .chunks(2)
         .map(|kv| (kv[0].to_string(), kv[1].to_string()))

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use qemu_plugin::{
-    Args, Error, Handle, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
+    Args, Error, Failure, Handle, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
     qemu_plugin_outs,
 };
 
@@ -25,21 +25,23 @@ struct Range {
 /// Reads the `config=PATH` file. Every error names the argument and the path, since at
 /// install it is the message that refuses the plugin.
 fn read_range(path: &Path) -> Result<Range> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::InvalidArgument {
-        key: "config".into(),
-        value: path.display().to_string(),
-        expected: format!("a readable file holding `START END` in hex; reading it failed: {e}"),
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Error::from(Failure::InvalidArgument {
+            key: "config".into(),
+            value: path.display().to_string(),
+            expected: format!("a readable file holding `START END` in hex; reading it failed: {e}"),
+        })
     })?;
     let mut parts = text
         .split_whitespace()
         .map(|w| u64::from_str_radix(w.trim_start_matches("0x"), 16));
     match (parts.next(), parts.next(), parts.next()) {
         (Some(Ok(start)), Some(Ok(end)), None) if start <= end => Ok(Range { start, end }),
-        _ => Err(Error::InvalidArgument {
+        _ => Err(Error::from(Failure::InvalidArgument {
             key: "config".into(),
             value: path.display().to_string(),
             expected: "a file holding two hex addresses `START END` with START <= END".into(),
-        }),
+        })),
     }
 }
 
@@ -56,13 +58,12 @@ impl PerVcpu for Reload {
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, Range)> {
         args.expect_only(&["config", "interval"])?;
-        let path = PathBuf::from(
-            args.string("config")?
-                .ok_or_else(|| Error::MissingArgument {
-                    key: "config".into(),
-                    expected: "a file holding `START END` in hex: config=PATH".into(),
-                })?,
-        );
+        let path = PathBuf::from(args.string("config")?.ok_or_else(|| {
+            Error::from(Failure::MissingArgument {
+                key: "config".into(),
+                expected: "a file holding `START END` in hex: config=PATH".into(),
+            })
+        })?);
         let interval = Duration::from_millis(args.u64("interval", 100, 1..=3_600_000)?);
         let range = read_range(&path)?;
         let reloads = AtomicU64::new(0);

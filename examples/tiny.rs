@@ -23,10 +23,8 @@ impl Register for TinyTrace {
             .iter()
             .map(|a| a.split_once('=').map_or(&a[..], |(k, _)| k));
         if let Some(key) = keys.find(|k| *k != "exec") {
-            return Err(Error::UnknownArgument {
-                key: key.to_string(),
-                known: "exec".into(),
-            });
+            let message = format!("unknown argument `{key}` (known arguments: exec)");
+            return Err(Error::BoxedError(message.into()));
         }
         self.exec = match args.parsed.get("exec") {
             None => false,

@@ -18,8 +18,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use qemu_plugin::callbacks::live_closures;
 use qemu_plugin::{
-    Args, Error, Info, PerVcpu, Result, SyscallReturn, Translation, VCPUIndex, Vcpu, flush_count,
-    per_vcpu, qemu_plugin_outs,
+    Args, Error, Failure, Info, PerVcpu, Result, SyscallReturn, Translation, VCPUIndex, Vcpu,
+    flush_count, per_vcpu, qemu_plugin_outs,
 };
 
 struct Trace {
@@ -62,12 +62,12 @@ impl PerVcpu for Trace {
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
         args.expect_only(&["dir", "every"])?;
         let every = args.u64("every", 1, 1..=u64::MAX)?;
-        let dir = args
-            .writable_dir("dir")?
-            .ok_or_else(|| Error::MissingArgument {
+        let dir = args.writable_dir("dir")?.ok_or_else(|| {
+            Error::from(Failure::MissingArgument {
                 key: "dir".into(),
                 expected: "a writable directory for the trace files: dir=PATH".into(),
-            })?;
+            })
+        })?;
         Ok((
             Trace {
                 dir,

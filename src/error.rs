@@ -33,9 +33,11 @@ pub enum HwaddrOperationResult {
     InvalidAddressSpace,
 }
 
-/// Every error this crate reports.
+/// Every error this crate reports: exactly the variants of the `qemu-plugin` 10.1.0-v2
+/// crate (under the same plugin-API features), so that its users' exhaustive `match`es
+/// still compile. The failures this crate adds (argument checks, QEMU versions, threads)
+/// are a [`Failure`], carried by [`Error::BoxedError`]; [`Error::failure`] finds it.
 #[derive(thiserror::Error, Debug)]
-#[non_exhaustive]
 pub enum Error {
     /// A plugin argument has no key (it starts with `=`).
     #[error("plugin argument `{argument}` has no key: expected key=value")]
@@ -59,38 +61,6 @@ pub enum Error {
         name: String,
         /// The value given.
         val: String,
-    },
-    /// An argument's value has the wrong type, or is out of range.
-    #[error("invalid value for argument `{key}`: {} (expected {expected})", shown(.value))]
-    InvalidArgument {
-        /// The argument's key.
-        key: String,
-        /// The value given.
-        value: String,
-        /// What the plugin accepts, in words.
-        expected: String,
-    },
-    /// The plugin does not know this argument.
-    #[error("unknown argument `{key}` (known arguments: {known})")]
-    UnknownArgument {
-        /// The key given.
-        key: String,
-        /// The keys the plugin accepts, comma-separated.
-        known: String,
-    },
-    /// A required argument was not given.
-    #[error("missing required argument `{key}` ({expected})")]
-    MissingArgument {
-        /// The key that is required.
-        key: String,
-        /// What it should be, in words.
-        expected: String,
-    },
-    /// The same argument was given twice.
-    #[error("argument `{key}` given more than once")]
-    DuplicateArgument {
-        /// The repeated key.
-        key: String,
     },
     /// The uninstall callback was already set by an earlier call.
     #[error("qemu_plugin_uninstall was already called; its callback is set")]
@@ -142,6 +112,7 @@ pub enum Error {
         /// The length.
         len: u32,
     },
+    #[cfg(feature = "plugin-api-v5")]
     /// Writing guest virtual memory failed.
     #[error("writing {len} bytes at virtual address {addr:#x} failed")]
     VaddrWriteError {
@@ -150,6 +121,7 @@ pub enum Error {
         /// The length.
         len: u32,
     },
+    #[cfg(feature = "plugin-api-v5")]
     /// Reading guest physical memory failed.
     #[error("reading {len} bytes at physical address {addr:#x} failed: {result}")]
     HwaddrReadError {
@@ -160,6 +132,7 @@ pub enum Error {
         /// QEMU's answer.
         result: HwaddrOperationResult,
     },
+    #[cfg(feature = "plugin-api-v5")]
     /// Writing guest physical memory failed.
     #[error("writing {len} bytes at physical address {addr:#x} failed: {result}")]
     HwaddrWriteError {
@@ -170,51 +143,16 @@ pub enum Error {
         /// QEMU's answer.
         result: HwaddrOperationResult,
     },
+    #[cfg(feature = "plugin-api-v5")]
     /// A virtual address has no physical translation.
     #[error("virtual address {vaddr:#x} has no physical translation")]
     VaddrTranslateError {
         /// The address.
         vaddr: u64,
     },
-    /// A buffer is longer than QEMU's API can take in one call.
-    #[error("a buffer of {len} bytes is longer than QEMU accepts in one call")]
-    BufferTooLarge {
-        /// The length given.
-        len: usize,
-    },
     /// The global plugin instance was already set.
     #[error("the plugin instance is already set")]
     PluginInstanceSetError,
-    /// No plugin was registered with `register!` or `per_vcpu!` in this shared object.
-    #[error("no plugin is registered in this shared object (missing register! or per_vcpu!)")]
-    NoPluginRegistered,
-    /// The running QEMU lacks an API this call needs.
-    #[error("{api} needs QEMU >= {needs}; this QEMU does not provide it")]
-    Unsupported {
-        /// The C function.
-        api: &'static str,
-        /// The first QEMU version that has it.
-        needs: &'static str,
-    },
-    /// A function that QEMU only allows on a vCPU thread (inside one of its callbacks) was
-    /// called elsewhere; QEMU would have aborted.
-    #[error(
-        "{api} only works on a vCPU thread, inside a callback QEMU runs for that vCPU \
-         (QEMU would abort here)"
-    )]
-    NotOnVcpuThread {
-        /// The C function.
-        api: &'static str,
-    },
-    /// The per-vCPU runtime of the named plugin type is not the one installed.
-    #[error("no per-vCPU runtime for plugin type {type_name} is installed")]
-    RuntimeNotInstalled {
-        /// The type asked for.
-        type_name: &'static str,
-    },
-    /// Any other failure, described in words.
-    #[error("{0}")]
-    Other(String),
     /// A transparently wrapped `std::str::Utf8Error`.
     #[error(transparent)]
     StdUtf8Error(#[from] std::str::Utf8Error),
@@ -329,6 +267,88 @@ pub enum Error {
     AnyhowError(#[from] anyhow::Error),
 }
 
+/// The failures this crate reports beyond those of 10.1.0-v2, each naming the
+/// argument, QEMU version or thread involved so that the message alone says what to fix.
+/// They reach user code as `Error::BoxedError` (see [`Error::failure`]).
+#[derive(thiserror::Error, Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// An argument's value has the wrong type, or is out of range.
+    #[error("invalid value for argument `{key}`: {} (expected {expected})", shown(.value))]
+    InvalidArgument {
+        /// The argument's key.
+        key: String,
+        /// The value given.
+        value: String,
+        /// What the plugin accepts, in words.
+        expected: String,
+    },
+    /// The plugin does not know this argument.
+    #[error("unknown argument `{key}` (known arguments: {known})")]
+    UnknownArgument {
+        /// The key given.
+        key: String,
+        /// The keys the plugin accepts, comma-separated.
+        known: String,
+    },
+    /// A required argument was not given.
+    #[error("missing required argument `{key}` ({expected})")]
+    MissingArgument {
+        /// The key that is required.
+        key: String,
+        /// What it should be, in words.
+        expected: String,
+    },
+    /// The same argument was given twice.
+    #[error("argument `{key}` given more than once")]
+    DuplicateArgument {
+        /// The repeated key.
+        key: String,
+    },
+    /// A buffer is longer than QEMU's API can take in one call.
+    #[error("a buffer of {len} bytes is longer than QEMU accepts in one call")]
+    BufferTooLarge {
+        /// The length given.
+        len: usize,
+    },
+    /// No plugin was registered with `register!` or `per_vcpu!` in this shared object.
+    #[error("no plugin is registered in this shared object (missing register! or per_vcpu!)")]
+    NoPluginRegistered,
+    /// The running QEMU lacks an API this call needs.
+    #[error("{api} needs QEMU >= {needs}; this QEMU does not provide it")]
+    Unsupported {
+        /// The C function.
+        api: &'static str,
+        /// The first QEMU version that has it.
+        needs: &'static str,
+    },
+    /// A function that QEMU only allows on a vCPU thread (inside one of its callbacks) was
+    /// called elsewhere; QEMU would have aborted.
+    #[error(
+        "{api} only works on a vCPU thread, inside a callback QEMU runs for that vCPU \
+         (QEMU would abort here)"
+    )]
+    NotOnVcpuThread {
+        /// The C function.
+        api: &'static str,
+    },
+    /// The per-vCPU runtime of the named plugin type is not the one installed.
+    #[error("no per-vCPU runtime for plugin type {type_name} is installed")]
+    RuntimeNotInstalled {
+        /// The type asked for.
+        type_name: &'static str,
+    },
+    /// Any other failure, described in words.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl From<Failure> for Error {
+    fn from(failure: Failure) -> Self {
+        Error::BoxedError(Box::new(failure))
+    }
+}
+
 /// An argument's value as a message shows it: quoted, or in words when it is empty (as
 /// QEMU passes `key=`), where a pair of empty quotes would be easy to misread.
 fn shown(value: &str) -> String {
@@ -342,7 +362,15 @@ fn shown(value: &str) -> String {
 impl Error {
     /// An error carrying a message, for plugin code that has nothing more specific.
     pub fn msg(message: impl fmt::Display) -> Self {
-        Error::Other(message.to_string())
+        Failure::Other(message.to_string()).into()
+    }
+
+    /// The crate's own [`Failure`] this error carries, if it is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Error::BoxedError(e) => e.downcast_ref::<Failure>(),
+            _ => None,
+        }
     }
 }
 

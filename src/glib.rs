@@ -14,8 +14,9 @@ impl ByteArray {
 
     #[cfg(feature = "plugin-api-v5")]
     pub(crate) fn from_slice(data: &[u8]) -> crate::Result<Self> {
-        let len = u32::try_from(data.len())
-            .map_err(|_| crate::Error::BufferTooLarge { len: data.len() })?;
+        let len = u32::try_from(data.len()).map_err(|_| {
+            crate::Error::from(crate::error::Failure::BufferTooLarge { len: data.len() })
+        })?;
         let a = Self::new();
         // SAFETY: `a.0` is a live GByteArray; glib copies `len` bytes from `data`.
         unsafe { sys::g_byte_array_append(a.0, data.as_ptr(), len) };

@@ -138,7 +138,7 @@ pub use callbacks::discon::{
 pub use callbacks::lifecycle::*;
 pub use callbacks::syscall::*;
 pub use compat::*;
-pub use error::{Error, HwaddrOperationResult, Result};
+pub use error::{Error, Failure, HwaddrOperationResult, Result};
 pub use handles::insn::Instruction;
 pub use handles::mem::{HwAddr, MemValue, MemoryInfo};
 pub use handles::register::{RegisterDescriptor, qemu_plugin_get_registers};

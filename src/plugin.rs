@@ -26,6 +26,7 @@ use crate::callbacks::syscall::{
     qemu_plugin_register_vcpu_syscall_cb, qemu_plugin_register_vcpu_syscall_ret_cb,
 };
 use crate::callbacks::trampoline::{Hook, guard};
+use crate::error::Failure;
 use crate::{Args, Error, Info, PluginId, Result, TranslationBlock, VCPUIndex, sys};
 
 /// Callbacks a 10.1-style plugin may implement; each defaults to doing nothing.
@@ -149,7 +150,9 @@ pub fn install(id: PluginId, args: &Args, info: &Info) -> Result<()> {
 }
 
 fn locked() -> Result<MutexGuard<'static, Box<dyn Plugin>>> {
-    let plugin = PLUGIN.get().ok_or(Error::NoPluginRegistered)?;
+    let plugin = PLUGIN
+        .get()
+        .ok_or_else(|| Error::from(Failure::NoPluginRegistered))?;
     Ok(plugin.lock().unwrap_or_else(|e| e.into_inner()))
 }
 

@@ -8,7 +8,7 @@
 //!
 //! QEMU moves the scoreboards inside an exclusive section, which only waits for threads
 //! inside `cpu_exec`: every access to an entry therefore goes through
-//! [`with_boards_pinned`], which runs it under QEMU's plugin lock when called from
+//! `callbacks::context::with_boards_pinned`, which runs it under QEMU's plugin lock when called from
 //! anywhere else (a vCPU's exit or syscall callback, QEMU's exit, a thread of the
 //! plugin's own).
 

@@ -5,16 +5,17 @@ use std::ffi::CStr;
 use std::path::PathBuf;
 
 use crate::callbacks::context::require_vcpu_thread;
+use crate::error::Failure;
 use crate::error::{Error, Result};
 use crate::glib::ByteArray;
 use crate::sys;
 
 fn len32(len: usize) -> Result<u32> {
-    u32::try_from(len).map_err(|_| Error::BufferTooLarge { len })
+    u32::try_from(len).map_err(|_| Error::from(Failure::BufferTooLarge { len }))
 }
 
 /// Reads `buf.len()` bytes of guest virtual memory at `addr` (current vCPU's view). Only
-/// on a vCPU thread, inside one of its callbacks; elsewhere [`Error::NotOnVcpuThread`]
+/// on a vCPU thread, inside one of its callbacks; elsewhere [`Failure::NotOnVcpuThread`]
 /// (QEMU itself would abort), as for every function here that acts for "the current
 /// vCPU". Needs: QEMU 9.2 (plugin API v4).
 pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
@@ -131,7 +132,7 @@ fn layout_query_allowed(api: &'static str) -> Result<()> {
 }
 
 /// The path of the guest binary (user mode), `None` in system mode. In user mode only on
-/// a vCPU thread (in one of its callbacks): elsewhere [`Error::NotOnVcpuThread`], where
+/// a vCPU thread (in one of its callbacks): elsewhere [`Failure::NotOnVcpuThread`], where
 /// QEMU itself would crash. Needs: QEMU 6.0 (plugin API v1).
 pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
     layout_query_allowed("qemu_plugin_path_to_binary")?;

@@ -26,6 +26,7 @@ use std::ffi::c_void;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 
 use super::hook::Hook;
+use crate::error::Failure;
 use crate::error::{Error, Result};
 use crate::{PluginId, VCPUIndex, sys};
 
@@ -126,7 +127,7 @@ pub(crate) fn require_vcpu_thread(api: &'static str) -> Result<()> {
     if on_vcpu_thread() {
         Ok(())
     } else {
-        Err(Error::NotOnVcpuThread { api })
+        Err(Error::from(Failure::NotOnVcpuThread { api }))
     }
 }
 

@@ -2,6 +2,7 @@
 //! `qemu_plugin_register_vcpu_discon_cb`, looked up at run time so that a plugin using
 //! this crate still loads in QEMU 10.1.
 
+use crate::error::Failure;
 use crate::error::{Error, Result};
 use crate::{PluginId, sys};
 
@@ -67,16 +68,18 @@ pub type DisconCallback = sys::qemu_plugin_vcpu_discon_cb_t;
 
 /// Registers `cb` for the discontinuities in `types`.
 ///
-/// Needs: QEMU 10.2. On an older QEMU this returns [`Error::Unsupported`] and registers
+/// Needs: QEMU 10.2. On an older QEMU this returns [`Failure::Unsupported`] and registers
 /// nothing; the plugin still loads.
 pub fn qemu_plugin_register_vcpu_discon_cb(
     id: PluginId,
     types: DisconTypes,
     cb: DisconCallback,
 ) -> Result<()> {
-    let register = crate::host::discon_register_fn().ok_or(Error::Unsupported {
-        api: "qemu_plugin_register_vcpu_discon_cb",
-        needs: "10.2",
+    let register = crate::host::discon_register_fn().ok_or_else(|| {
+        Error::from(Failure::Unsupported {
+            api: "qemu_plugin_register_vcpu_discon_cb",
+            needs: "10.2",
+        })
     })?;
     // SAFETY: `register` is QEMU's function with the declared signature (looked up by
     // name); `cb` is a valid function or None.

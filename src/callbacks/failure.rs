@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::hook::Hook;
 use crate::error::Error;
+use crate::error::Failure;
 use crate::sys;
 
 static INSTALLING: AtomicBool = AtomicBool::new(false);
@@ -99,7 +100,10 @@ fn fail(hook: Hook, what: String) {
     if INSTALLING.load(Ordering::Relaxed) {
         // qemu_plugin_install turns this into a refusal; QEMU forbids uninstalling here.
         let _ = panic::catch_unwind(|| {
-            install_error(&Error::Other(format!("in {}: {what}", hook.name())))
+            install_error(&Error::from(Failure::Other(format!(
+                "in {}: {what}",
+                hook.name()
+            ))))
         });
         return;
     }

@@ -113,7 +113,7 @@ impl RegisterDescriptor<'_> {
 
 /// The current vCPU's registers. Call it from a vCPU callback (e.g. vcpu_init); anywhere
 /// else (a thread of the plugin's own, the install, a system-mode exit on QEMU's main
-/// thread) it is [`Error::NotOnVcpuThread`], where QEMU itself would abort.
+/// thread) it is [`Failure::NotOnVcpuThread`](crate::Failure::NotOnVcpuThread), where QEMU itself would abort.
 /// Needs: QEMU 9.0 (plugin API v2).
 pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
     require_vcpu_thread("qemu_plugin_get_registers")?;

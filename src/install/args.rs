@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use crate::error::Failure;
 use crate::error::{Error, Result};
 
 /// A parsed argument value, as the 10.1.0-v2 crate parsed it: a boolean if QEMU's
@@ -63,9 +64,9 @@ impl Args {
                 return Err(Error::MissingArgKey { argument });
             }
             if args.text.contains_key(key) {
-                return Err(Error::DuplicateArgument {
+                return Err(Error::from(Failure::DuplicateArgument {
                     key: key.to_string(),
-                });
+                }));
             }
             args.parsed
                 .insert(key.to_string(), Value::parse(key, value));
@@ -75,19 +76,19 @@ impl Args {
         Ok(args)
     }
 
-    /// Fails with [`Error::UnknownArgument`] if any key is not in `known`.
+    /// Fails with [`Failure::UnknownArgument`] if any key is not in `known`.
     pub fn expect_only(&self, known: &[&str]) -> Result<()> {
         for arg in &self.raw {
             let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k);
             if !known.contains(&key) {
-                return Err(Error::UnknownArgument {
+                return Err(Error::from(Failure::UnknownArgument {
                     key: key.to_string(),
                     known: if known.is_empty() {
                         "none".into()
                     } else {
                         known.join(", ")
                     },
-                });
+                }));
             }
         }
         Ok(())
@@ -120,10 +121,12 @@ impl Args {
         let Some(text) = self.text(key) else {
             return Ok(default);
         };
-        let invalid = || Error::InvalidArgument {
-            key: key.to_string(),
-            value: text.to_string(),
-            expected: format!("an integer from {} to {}", range.start(), range.end()),
+        let invalid = || {
+            Error::from(Failure::InvalidArgument {
+                key: key.to_string(),
+                value: text.to_string(),
+                expected: format!("an integer from {} to {}", range.start(), range.end()),
+            })
         };
         let n: u64 = text.trim().parse().map_err(|_| invalid())?;
         if range.contains(&n) {
@@ -137,11 +140,11 @@ impl Args {
     pub fn string(&self, key: &str) -> Result<Option<&str>> {
         match self.text(key) {
             None => Ok(None),
-            Some("") => Err(Error::InvalidArgument {
+            Some("") => Err(Error::from(Failure::InvalidArgument {
                 key: key.to_string(),
                 value: String::new(),
                 expected: "a non-empty value".into(),
-            }),
+            })),
             Some(s) => Ok(Some(s)),
         }
     }
@@ -151,15 +154,13 @@ impl Args {
         let Some(text) = self.text(key) else {
             return Ok(default);
         };
-        choices
-            .iter()
-            .copied()
-            .find(|c| *c == text)
-            .ok_or_else(|| Error::InvalidArgument {
+        choices.iter().copied().find(|c| *c == text).ok_or_else(|| {
+            Error::from(Failure::InvalidArgument {
                 key: key.to_string(),
                 value: text.to_string(),
                 expected: format!("one of {}", choices.join(", ")),
             })
+        })
     }
 
     /// A path to an existing directory this process can create files in, or `Ok(None)` if
@@ -171,10 +172,12 @@ impl Args {
             return Ok(None);
         };
         let dir = PathBuf::from(text);
-        let invalid = |why: String| Error::InvalidArgument {
-            key: key.to_string(),
-            value: text.to_string(),
-            expected: why,
+        let invalid = |why: String| {
+            Error::from(Failure::InvalidArgument {
+                key: key.to_string(),
+                value: text.to_string(),
+                expected: why,
+            })
         };
         match std::fs::metadata(&dir) {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use crate::PluginId;
 use crate::callbacks::{failure, trampoline::Hook};
+use crate::error::Failure;
 use crate::error::{Error, Result};
 use crate::sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
 
@@ -98,7 +99,7 @@ unsafe fn install(
     let install = INSTALLER
         .lock()
         .unwrap_or_else(|p| p.into_inner())
-        .ok_or(Error::NoPluginRegistered)?;
+        .ok_or_else(|| Error::from(Failure::NoPluginRegistered))?;
     failure::prepare(id);
     crate::host::pin_module();
     // Marks each vCPU thread as one before it runs guest code (`callbacks::context`);

@@ -15,6 +15,7 @@ use super::shards::{First, Shards};
 use super::slot::Slot;
 use super::translate::Scratch;
 use super::vcpu::Vcpu;
+use crate::error::Failure;
 use crate::error::{Error, Result};
 use crate::{PluginId, VCPUIndex};
 
@@ -73,9 +74,9 @@ impl<P: PerVcpu> Runtime<P> {
     pub(crate) fn of_first(first: &'static First<Slot<P>>) -> Result<&'static Self> {
         let owner = first.owner();
         if owner.is_null() {
-            return Err(Error::RuntimeNotInstalled {
+            return Err(Error::from(Failure::RuntimeNotInstalled {
                 type_name: std::any::type_name::<P>(),
-            });
+            }));
         }
         // SAFETY: only `publish` sets an owner, on the `Shards<Slot<P>>` of the
         // `Runtime<P>` it leaks (never freed), and that is the runtime it stores.
@@ -87,9 +88,9 @@ impl<P: PerVcpu> Runtime<P> {
     pub(crate) fn get() -> Result<&'static Self> {
         let p = RUNTIME.load(Ordering::Acquire);
         if p.is_null() {
-            return Err(Error::RuntimeNotInstalled {
+            return Err(Error::from(Failure::RuntimeNotInstalled {
                 type_name: std::any::type_name::<P>(),
-            });
+            }));
         }
         // SAFETY: `publish::<P>` stores a leaked, never-freed `Runtime<P>` here before
         // its install registers any hook, and every hook that calls `get::<P>` was

@@ -622,8 +622,11 @@ fn a_shard_array_without_an_owner_is_an_error_not_a_runtime() {
     // Only `install` sets the owner; the exec cold path must not trust a missing one.
     let shards: &'static super::shards::Shards<super::slot::Slot<Counter>> =
         Box::leak(Box::new(super::shards::Shards::new()));
+    let err = super::installed::Runtime::<Counter>::of_first(shards.first())
+        .err()
+        .expect("no runtime");
     assert!(matches!(
-        super::installed::Runtime::<Counter>::of_first(shards.first()),
-        Err(Error::RuntimeNotInstalled { .. })
+        err.failure(),
+        Some(crate::error::Failure::RuntimeNotInstalled { .. })
     ));
 }

@@ -4,6 +4,7 @@
 
 use std::sync::Mutex;
 
+use crate::error::Failure;
 use crate::runtime::{self, InlineCounter, PerVcpu, Translation, Vcpu};
 use crate::{Args, Error, Info, Result, VCPUIndex};
 use qemu_plugin_mock::{Block, Churn, MockHost, Workload};
@@ -129,14 +130,16 @@ fn hole5_current_vcpu_calls_off_a_vcpu_thread_are_errors_not_aborts() {
             ("qemu_plugin_get_registers", regs),
             ("qemu_plugin_read_memory_vaddr", mem),
         ] {
-            match r {
-                Err(Error::NotOnVcpuThread { api: named }) if off_vcpu => assert_eq!(named, api),
+            match (r.as_ref().map_err(Error::failure), off_vcpu) {
+                (Err(Some(Failure::NotOnVcpuThread { api: named })), true) => {
+                    assert_eq!(*named, api)
+                }
                 // On the vCPU thread the call reaches QEMU (the read itself may fail).
-                Err(Error::NotOnVcpuThread { .. }) => {
+                (Err(Some(Failure::NotOnVcpuThread { .. })), false) => {
                     panic!("{at}: {api} refused on a vCPU thread")
                 }
-                other if off_vcpu => panic!("{at}: {api} returned {other:?} off a vCPU thread"),
-                _ => {}
+                (other, true) => panic!("{at}: {api} returned {other:?} off a vCPU thread"),
+                (_, false) => {}
             }
         }
     }
@@ -159,10 +162,10 @@ fn hole5_user_mode_layout_queries_at_install_are_refused_not_crashes() {
     assert_eq!(*at, "install");
     assert!(
         matches!(
-            path,
-            Err(Error::NotOnVcpuThread {
+            path.as_ref().map_err(Error::failure),
+            Err(Some(Failure::NotOnVcpuThread {
                 api: "qemu_plugin_path_to_binary"
-            })
+            }))
         ),
         "{path:?}"
     );

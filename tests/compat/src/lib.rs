@@ -247,4 +247,69 @@ impl HasCallbacks for Compat {
     }
 }
 
+/// Names every variant of 10.1.0-v2's `Error` in one exhaustive `match` (no `_` arm), as
+/// its users may: this compiles only if both crates have exactly these variants.
+pub fn error_kind(e: &Error) -> &'static str {
+    match e {
+        Error::MissingArgKey { .. } => "MissingArgKey",
+        Error::MissingArgValue { .. } => "MissingArgValue",
+        Error::InvalidBool { .. } => "InvalidBool",
+        Error::ConcurrentPluginUninstallCallbackSet => "ConcurrentPluginUninstallCallbackSet",
+        Error::ConcurrentPluginResetCallbackSet => "ConcurrentPluginResetCallbackSet",
+        Error::PluginResetCallbackState => "PluginResetCallbackState",
+        Error::InvalidInstructionIndex { .. } => "InvalidInstructionIndex",
+        Error::NoDisassemblyString => "NoDisassemblyString",
+        Error::InvalidRegisterReadSize { .. } => "InvalidRegisterReadSize",
+        Error::RegisterReadError { .. } => "RegisterReadError",
+        Error::RegisterWriteError { .. } => "RegisterWriteError",
+        Error::VaddrReadError { .. } => "VaddrReadError",
+        #[cfg(feature = "plugin-api-v5")]
+        Error::VaddrWriteError { .. } => "VaddrWriteError",
+        #[cfg(feature = "plugin-api-v5")]
+        Error::HwaddrReadError { .. } => "HwaddrReadError",
+        #[cfg(feature = "plugin-api-v5")]
+        Error::HwaddrWriteError { .. } => "HwaddrWriteError",
+        #[cfg(feature = "plugin-api-v5")]
+        Error::VaddrTranslateError { .. } => "VaddrTranslateError",
+        Error::PluginInstanceSetError => "PluginInstanceSetError",
+        Error::StdUtf8Error(_) => "StdUtf8Error",
+        Error::Infallible(_) => "Infallible",
+        Error::LayoutError(_) => "LayoutError",
+        Error::TryFromSliceError(_) => "TryFromSliceError",
+        Error::BorrowError(_) => "BorrowError",
+        Error::BorrowMutError(_) => "BorrowMutError",
+        Error::CharTryFromError(_) => "CharTryFromError",
+        Error::DecodeUtf16Error(_) => "DecodeUtf16Error",
+        Error::ParseCharError(_) => "ParseCharError",
+        Error::TryFromCharError(_) => "TryFromCharError",
+        Error::TryReserveError(_) => "TryReserveError",
+        Error::JoinPathsError(_) => "JoinPathsError",
+        Error::VarError(_) => "VarError",
+        Error::FromBytesUntilNulError(_) => "FromBytesUntilNulError",
+        Error::FromBytesWithNulError(_) => "FromBytesWithNulError",
+        Error::FromVecWithNulError(_) => "FromVecWithNulError",
+        Error::IntoStringError(_) => "IntoStringError",
+        Error::NulError(_) => "NulError",
+        Error::FmtError(_) => "FmtError",
+        Error::FsTryLockError(_) => "FsTryLockError",
+        Error::IoError(_) => "IoError",
+        Error::AddrParseError(_) => "AddrParseError",
+        Error::ParseFloatError(_) => "ParseFloatError",
+        Error::ParseIntError(_) => "ParseIntError",
+        Error::TryFromIntError(_) => "TryFromIntError",
+        Error::StripPrefixError(_) => "StripPrefixError",
+        Error::ParseBoolError(_) => "ParseBoolError",
+        Error::FromUtf8Error(_) => "FromUtf8Error",
+        Error::FromUtf16Error(_) => "FromUtf16Error",
+        Error::RecvError(_) => "RecvError",
+        Error::RecvTimeoutError(_) => "RecvTimeoutError",
+        Error::TryRecvError(_) => "TryRecvError",
+        Error::AccessError(_) => "AccessError",
+        Error::SystemTimeError(_) => "SystemTimeError",
+        Error::TryFromFloatSecsError(_) => "TryFromFloatSecsError",
+        Error::AnyhowError(_) => "AnyhowError",
+        Error::BoxedError(_) => "BoxedError",
+    }
+}
+
 register!(Compat::default());

@@ -33,17 +33,17 @@ impl Value {
 
 /// The arguments given to the plugin on QEMU's command line (`-plugin lib.so,k=v,k2=v2`).
 ///
-/// `raw` and `parsed` are the fields of the 10.1.0-v2 crate. The accessors ([`Args::bool`],
-/// [`Args::u64`], [`Args::string`], ...) add what a plugin needs to refuse bad input at
-/// install with one clear line. Needs: any QEMU with plugins.
+/// `raw` and `parsed` are the fields of the 10.1.0-v2 crate (and its only ones, so its
+/// users' struct literals still compile). The accessors ([`Args::bool`], [`Args::u64`],
+/// [`Args::string`], ...) add what a plugin needs to refuse bad input at install with one
+/// clear line; they read each value's text from `raw`, so an `Args` built by hand should
+/// list its arguments there. Needs: any QEMU with plugins.
 #[derive(Debug, Clone, Default)]
 pub struct Args {
     /// Each argument exactly as QEMU passed it.
     pub raw: Vec<String>,
     /// The arguments by key.
     pub parsed: HashMap<String, Value>,
-    /// The original text of each value, by key.
-    text: HashMap<String, String>,
 }
 
 impl Args {
@@ -63,14 +63,13 @@ impl Args {
             if key.is_empty() {
                 return Err(Error::MissingArgKey { argument });
             }
-            if args.text.contains_key(key) {
+            if args.parsed.contains_key(key) {
                 return Err(Error::from(Failure::DuplicateArgument {
                     key: key.to_string(),
                 }));
             }
             args.parsed
                 .insert(key.to_string(), Value::parse(key, value));
-            args.text.insert(key.to_string(), value.to_string());
             args.raw.push(argument);
         }
         Ok(args)
@@ -94,9 +93,12 @@ impl Args {
         Ok(())
     }
 
-    /// The value's original text, if the key was given.
+    /// The value's original text, if the key was given (the last `key=...` of `raw`).
     pub fn text(&self, key: &str) -> Option<&str> {
-        self.text.get(key).map(String::as_str)
+        self.raw.iter().rev().find_map(|argument| {
+            let (k, v) = argument.split_once('=')?;
+            (k == key).then_some(v)
+        })
     }
 
     /// A boolean argument (QEMU's spellings), or `default` if absent.

@@ -58,6 +58,7 @@ struct Compat {
 impl Register for Compat {
     fn register(&mut self, id: PluginId, args: &Args, info: &Info) -> Result<()> {
         self.args = args.raw.len();
+        debug_assert_eq!(manual_args().raw.len(), 1);
         for (key, value) in &args.parsed {
             match (key.as_str(), value) {
                 ("tag", Value::String(s)) => self.tag = s.clone(),
@@ -106,6 +107,16 @@ impl Register for Compat {
             ));
         })?;
         Ok(())
+    }
+}
+
+/// An `Args` built by hand, as 10.1.0-v2's users may (its fields are public).
+pub fn manual_args() -> Args {
+    let mut parsed = std::collections::HashMap::new();
+    parsed.insert("tag".to_string(), Value::String("manual".to_string()));
+    Args {
+        raw: vec!["tag=manual".to_string()],
+        parsed,
     }
 }
 

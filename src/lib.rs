@@ -55,6 +55,7 @@
 //! `plugin-api-v4` for QEMU 9.2 and 10.0. Items say which QEMU they need;
 //! [`qemu_plugin_register_vcpu_discon_cb`] needs QEMU 10.2 and is looked up at run time.
 
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #[cfg(any(
     feature = "plugin-api-v0",
     feature = "plugin-api-v1",

@@ -148,6 +148,8 @@ pub use install::{
     Args, Info, PLUGIN_INSTALL_SUCCESS, System, Value, Version, qemu_plugin_install,
     qemu_plugin_version,
 };
+#[doc(hidden)]
+pub use plugin::register_plugin;
 pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
 pub use runtime::{
     Condition, Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch,

@@ -320,6 +320,27 @@ mod tests {
         host.install(crate::install::qemu_plugin_install, args)
     }
 
+    /// 10.1.0-v2's users could store their plugin with `register_plugin` (or
+    /// `PLUGIN.set`) from a constructor of their own instead of `register!`; such a
+    /// plugin installs and runs too.
+    #[test]
+    fn a_plugin_stored_without_register_installs() {
+        let mut host = MockHost::system(2);
+        crate::register_plugin(OldStyle::default());
+        crate::install::clear_installer();
+        assert_eq!(
+            host.install(crate::install::qemu_plugin_install, &["label=direct"]),
+            0,
+            "{}",
+            host.output()
+        );
+        host.boot();
+        let w = Workload::new().step(Block::synthetic(0x4000, 3), 10);
+        assert_eq!(host.run(&w).insns, 60);
+        host.atexit();
+        assert!(host.output().contains("direct"), "{}", host.output());
+    }
+
     #[test]
     fn a_10_1_style_plugin_behaves_the_same() {
         let mut host = MockHost::system(2);

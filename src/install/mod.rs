@@ -8,7 +8,7 @@ use std::sync::Mutex;
 use crate::PluginId;
 use crate::callbacks::{failure, trampoline::Hook};
 use crate::error::Failure;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::sys::{QEMU_PLUGIN_VERSION, qemu_info_t, qemu_plugin_id_t};
 
 pub mod args;
@@ -40,6 +40,13 @@ static INSTALLER: Mutex<Option<Installer>> = Mutex::new(None);
 pub fn set_installer(name: &'static str, install: Installer) {
     crate::identity::set_name(name);
     *INSTALLER.lock().unwrap_or_else(|p| p.into_inner()) = Some(install);
+}
+
+/// Forgets the registered installer (for tests of a plugin that never calls
+/// `set_installer`).
+#[cfg(test)]
+pub(crate) fn clear_installer() {
+    *INSTALLER.lock().unwrap_or_else(|p| p.into_inner()) = None;
 }
 
 /// Called by QEMU when it loads the plugin.
@@ -96,10 +103,14 @@ unsafe fn install(
     // SAFETY: forwarded from this function's contract.
     let info = unsafe { Info::from_raw(info) }?;
     crate::identity::set_user_mode(info.is_user_mode());
-    let install = INSTALLER
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .ok_or_else(|| Error::from(Failure::NoPluginRegistered))?;
+    let registered = *INSTALLER.lock().unwrap_or_else(|p| p.into_inner());
+    // A plugin of 10.1.0-v2's style may have stored itself with `PLUGIN.set(..)` or
+    // `register_plugin(..)` (from a constructor of its own) instead of `register!`.
+    let install = match registered {
+        Some(install) => install,
+        None if crate::plugin::PLUGIN.get().is_some() => crate::plugin::install,
+        None => return Err(Failure::NoPluginRegistered.into()),
+    };
     failure::prepare(id);
     crate::host::pin_module();
     // Marks each vCPU thread as one before it runs guest code (`callbacks::context`);

@@ -80,69 +80,49 @@ fn count(fields: &BTreeMap<String, String>, key: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{key} = {:?}", fields[key]))
 }
 
-/// API v5 in qemu-x86_64 10.2: the seed's build, this crate's build and bb.c in one run
-/// of a deterministic guest. Every number the two builds report is the same, and their
-/// instruction and block counts are bb.c's.
-#[test]
-fn compat_plugin_behaves_the_same_built_against_either_crate_user_mode() {
-    let seed = build_compat(Against::Seed, Api::V5);
-    let local = build_compat(Against::Local, Api::V5);
+/// Builds the pair for `api`, loads both builds and bb.c into one run of `guest`, and
+/// checks that the two builds report the same numbers, and bb.c's instruction and block
+/// counts. Returns this crate's build's fields.
+fn pair_agrees(api: Api, guest: &str, args: &[&str]) -> BTreeMap<String, String> {
+    let seed = build_compat(Against::Seed, api);
+    let local = build_compat(Against::Local, api);
     let r = run_user(
-        "compat-v5",
+        &format!("compat-{api:?}").to_lowercase(),
         &[
             Plugin::new(seed, &["tag=seed"]),
             Plugin::new(local, &["tag=local"]),
             Plugin::new(ref_plugin("bb"), &["inline=on"]),
         ],
-        "compute",
-        &["40"],
+        guest,
+        args,
     );
     r.assert_success();
     let (s, l) = (compat_line(&r.log, "seed"), compat_line(&r.log, "local"));
-    eprintln!("compat v5: seed {s:?}");
+    eprintln!("compat {api:?}: seed {s:?}");
     assert_eq!(s, l, "the two builds disagree\n{}", r.describe());
     let bb = parse_bb(&r.log);
     assert_eq!(count(&l, "insns"), bb.total_insns, "{}", r.describe());
     assert_eq!(count(&l, "blocks"), bb.total_bbs, "{}", r.describe());
     assert_eq!(count(&l, "tb_first"), bb.total_bbs, "{}", r.describe());
-    assert!(
-        count(&l, "reads") > 0 && count(&l, "writes") > 0,
-        "{}",
-        r.describe()
-    );
-    assert!(
-        count(&l, "syscalls") > 0 && count(&l, "regs") > 0,
-        "{}",
-        r.describe()
-    );
-    assert_ne!(l["entry"], "0x0", "{}", r.describe());
+    l
+}
+
+/// API v5 in qemu-x86_64 10.2, on a deterministic guest.
+#[test]
+fn compat_plugin_behaves_the_same_built_against_either_crate_user_mode() {
+    let l = pair_agrees(Api::V5, "compute", &["40"]);
+    assert!(count(&l, "reads") > 0 && count(&l, "writes") > 0, "{l:?}");
+    assert!(count(&l, "syscalls") > 0 && count(&l, "regs") > 0, "{l:?}");
+    assert_ne!(l["entry"], "0x0", "{l:?}");
 }
 
 /// API v4: the same pair built for plugin API v4, loaded into qemu-x86_64 10.2 (which
-/// still accepts API v4 plugins) with bb.c. (A system-mode boot with two builds of this
-/// plugin, which takes the 10.1.0-v2 surface's global lock at every translation and a
-/// closure lock at every instruction and memory access, does not finish a boot of 4 vCPUs
-/// on this 2-CPU machine within the harness's timeout.)
+/// still accepts API v4 plugins). (A system-mode boot with two builds of this plugin,
+/// which takes the 10.1.0-v2 surface's global lock at every translation and a closure
+/// lock at every instruction and memory access, does not finish a boot of 4 vCPUs on
+/// this 2-CPU machine within the harness's timeout.)
 #[test]
 fn compat_plugin_behaves_the_same_built_against_either_crate_api_v4() {
-    let seed = build_compat(Against::Seed, Api::V4);
-    let local = build_compat(Against::Local, Api::V4);
-    let r = run_user(
-        "compat-v4",
-        &[
-            Plugin::new(seed, &["tag=seed"]),
-            Plugin::new(local, &["tag=local"]),
-            Plugin::new(ref_plugin("bb"), &["inline=on"]),
-        ],
-        "blocks",
-        &[],
-    );
-    r.assert_success();
-    let (s, l) = (compat_line(&r.log, "seed"), compat_line(&r.log, "local"));
-    eprintln!("compat v4: seed {s:?}");
-    assert_eq!(s, l, "the two builds disagree\n{}", r.describe());
-    let bb = parse_bb(&r.log);
-    assert_eq!(count(&l, "insns"), bb.total_insns, "{}", r.describe());
-    assert_eq!(count(&l, "blocks"), bb.total_bbs, "{}", r.describe());
-    assert_eq!(count(&l, "tb_first"), bb.total_bbs, "{}", r.describe());
+    let l = pair_agrees(Api::V4, "blocks", &[]);
+    assert!(count(&l, "reads") > 0, "{l:?}");
 }

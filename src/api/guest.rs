@@ -34,9 +34,11 @@ pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `data` to guest virtual memory at `addr`. Needs: QEMU 10.1 (plugin API v5).
+/// Writes `data` to guest virtual memory at `addr`. The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code
+/// that names the function's type still compiles).
+/// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
-pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &[u8]) -> Result<()> {
+pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_write_memory_vaddr")?;
     let len = len32(data.len())?;
     let arr = ByteArray::from_slice(data)?;
@@ -92,10 +94,11 @@ pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     Ok(())
 }
 
-/// Writes `data` to guest physical memory at `addr` (system mode).
+/// Writes `data` to guest physical memory at `addr` (system mode). The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code
+/// that names the function's type still compiles).
 /// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
-pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &[u8]) -> Result<()> {
+pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_write_memory_hwaddr")?;
     let len = len32(data.len())?;
     let arr = ByteArray::from_slice(data)?;

@@ -53,7 +53,7 @@ impl HasCallbacks for GuestState {
                 #[cfg(feature = "plugin-api-v5")]
                 note(format!(
                     "write with R_REGS: {:?}",
-                    rbx.write(&[9; 8]).map_err(|e| e.to_string())
+                    rbx.write(&mut [9; 8]).map_err(|e| e.to_string())
                 ));
             },
             CallbackFlags::QEMU_PLUGIN_CB_R_REGS,
@@ -65,7 +65,8 @@ impl HasCallbacks for GuestState {
                 let rax = regs.iter().find(|r| r.name == "rax").expect("rax listed");
                 note(format!(
                     "write with RW_REGS: {:?}",
-                    rax.write(&7u64.to_le_bytes()).map_err(|e| e.to_string())
+                    rax.write(&mut 7u64.to_le_bytes())
+                        .map_err(|e| e.to_string())
                 ));
             },
             CallbackFlags::QEMU_PLUGIN_CB_RW_REGS,

@@ -53,9 +53,10 @@ impl RegisterDescriptor<'_> {
         Ok(buf.to_vec())
     }
 
-    /// Writes the register (target byte order). Needs: QEMU 10.1 (plugin API v5).
+    /// Writes the register (target byte order). `data` is only read; it is `&mut` because
+    /// that is 10.1.0-v2's signature. Needs: QEMU 10.1 (plugin API v5).
     #[cfg(feature = "plugin-api-v5")]
-    pub fn write(&self, data: &[u8]) -> Result<()> {
+    pub fn write(&self, data: &mut [u8]) -> Result<()> {
         require_vcpu_thread("qemu_plugin_write_register")?;
         let buf = ByteArray::from_slice(data)?;
         // SAFETY: as in `read`; QEMU only reads `buf`.

@@ -323,4 +323,21 @@ pub fn error_kind(e: &Error) -> &'static str {
     }
 }
 
+/// Function items named with 10.1.0-v2's exact types, as its users may (fn pointers).
+pub fn signatures() {
+    let _read: fn(u64, &mut [u8]) -> Result<()> = qemu_plugin::qemu_plugin_read_memory_vaddr;
+    #[cfg(feature = "plugin-api-v5")]
+    {
+        let _write: fn(u64, &mut [u8]) -> Result<()> =
+            qemu_plugin::memory::qemu_plugin_write_memory_vaddr;
+        let _write_hw: fn(u64, &mut [u8]) -> Result<()> =
+            qemu_plugin::qemu_plugin_write_memory_hwaddr;
+        let _reg_write: fn(
+            &qemu_plugin::register::RegisterDescriptor<'static>,
+            &mut [u8],
+        ) -> Result<()> = qemu_plugin::RegisterDescriptor::write;
+    }
+    let _store = |p: Compat| qemu_plugin::register_plugin(p);
+}
+
 register!(Compat::default());

@@ -42,20 +42,21 @@ unsafe impl<T: ScoreboardEntry, const N: usize> ScoreboardEntry for [T; N] {}
 unsafe impl<T: ScoreboardEntry> ScoreboardEntry for CachePadded<T> {}
 
 /// A per-vCPU array of `T` managed by QEMU (`struct qemu_plugin_scoreboard *`).
-/// Freed on drop unless leaked. Needs: QEMU 9.0 (plugin API v2).
+/// Freed on drop unless leaked. The lifetime parameter is 10.1.0-v2's (it constrains
+/// nothing). Needs: QEMU 9.0 (plugin API v2).
 #[derive(Debug)]
-pub struct Scoreboard<T: ScoreboardEntry> {
+pub struct Scoreboard<'a, T: ScoreboardEntry> {
     ptr: NonNull<sys::qemu_plugin_scoreboard>,
-    marker: PhantomData<T>,
+    marker: PhantomData<(&'a (), T)>,
 }
 
 // SAFETY: QEMU's scoreboard functions may be called from any thread; entries are plain
 // data (`ScoreboardEntry: Send + Sync`).
-unsafe impl<T: ScoreboardEntry> Send for Scoreboard<T> {}
+unsafe impl<T: ScoreboardEntry> Send for Scoreboard<'_, T> {}
 // SAFETY: as above; shared access only reads or writes entries through QEMU's lookup.
-unsafe impl<T: ScoreboardEntry> Sync for Scoreboard<T> {}
+unsafe impl<T: ScoreboardEntry> Sync for Scoreboard<'_, T> {}
 
-impl<T: ScoreboardEntry> Scoreboard<T> {
+impl<T: ScoreboardEntry> Scoreboard<'_, T> {
     /// Allocates a zero-filled scoreboard. Call it at install (or from a callback).
     pub fn new() -> Self {
         // SAFETY: QEMU allocates and returns a non-null scoreboard of `size_of::<T>()`
@@ -68,8 +69,12 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
     }
 
     /// Never frees the scoreboard, so inline operations may point into it.
-    pub fn leak(self) -> &'static Self {
-        Box::leak(Box::new(self))
+    pub fn leak(self) -> &'static Scoreboard<'static, T> {
+        let this = std::mem::ManuallyDrop::new(self);
+        Box::leak(Box::new(Scoreboard {
+            ptr: this.ptr,
+            marker: PhantomData,
+        }))
     }
 
     pub(crate) fn raw(&self) -> *mut sys::qemu_plugin_scoreboard {
@@ -122,13 +127,13 @@ impl<T: ScoreboardEntry> Scoreboard<T> {
     }
 }
 
-impl<T: ScoreboardEntry> Default for Scoreboard<T> {
+impl<T: ScoreboardEntry> Default for Scoreboard<'_, T> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<T: ScoreboardEntry> Drop for Scoreboard<T> {
+impl<T: ScoreboardEntry> Drop for Scoreboard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: the scoreboard is live and freed once. No inline op can still point at
         // it: registering one needs a `PluginU64<'static>`, which a droppable scoreboard
@@ -137,7 +142,7 @@ impl<T: ScoreboardEntry> Drop for Scoreboard<T> {
     }
 }
 
-impl Scoreboard<u64> {
+impl Scoreboard<'_, u64> {
     /// A handle to each entry (the header's `qemu_plugin_scoreboard_u64`).
     pub fn u64(&self) -> PluginU64<'_> {
         // SAFETY: offset 0 of a `u64` entry is that `u64`.
@@ -145,7 +150,7 @@ impl Scoreboard<u64> {
     }
 }
 
-impl Scoreboard<CachePadded<u64>> {
+impl Scoreboard<'_, CachePadded<u64>> {
     /// A handle to each padded entry's `u64`.
     pub fn u64(&self) -> PluginU64<'_> {
         // SAFETY: `CachePadded<u64>` starts with its `u64`.
@@ -159,7 +164,7 @@ impl Scoreboard<CachePadded<u64>> {
 macro_rules! scoreboard_u64_in_struct {
     ($scoreboard:expr, $ty:ty, $field:ident) => {{
         let _type_check: fn(&$ty) -> &u64 = |e| &e.$field;
-        let sb: &$crate::scoreboard::Scoreboard<$ty> = $scoreboard;
+        let sb: &$crate::scoreboard::Scoreboard<'_, $ty> = $scoreboard;
         // SAFETY: the closure above proves `$field` is a `u64` field of `$ty`.
         unsafe { sb.u64_in_struct(::core::mem::offset_of!($ty, $field)) }
     }};

@@ -20,7 +20,7 @@ use crate::{PluginCondition, VCPUIndex};
 /// Needs: QEMU 9.0 (plugin API v2; STORE and conditions need 9.1).
 #[derive(Debug, Clone, Copy)]
 pub struct InlineCounter {
-    board: &'static Scoreboard<CachePadded<u64>>,
+    board: &'static Scoreboard<'static, CachePadded<u64>>,
 }
 
 impl InlineCounter {
@@ -67,7 +67,7 @@ impl InlineCounter {
 }
 
 /// The scoreboard of an inline counter (each leaked: it lives as long as the process).
-pub(crate) type Board = &'static Scoreboard<CachePadded<u64>>;
+pub(crate) type Board = &'static Scoreboard<'static, CachePadded<u64>>;
 
 /// Counters created by the install in progress; the runtime takes them when it is
 /// published ([`take_created`]), so each runtime knows exactly its own.

@@ -338,6 +338,8 @@ pub fn signatures() {
         ) -> Result<()> = qemu_plugin::RegisterDescriptor::write;
     }
     let _store = |p: Compat| qemu_plugin::register_plugin(p);
+    // The scoreboard type as 10.1.0-v2 names it, with its lifetime parameter.
+    let _board: Option<qemu_plugin::scoreboard::Scoreboard<'static, u64>> = None;
 }
 
 register!(Compat::default());

@@ -127,6 +127,37 @@ impl<T: ScoreboardEntry> Scoreboard<'_, T> {
     }
 }
 
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// Never implemented (and sealed): `Scoreboard::find` requires it, so a call to `find`
+/// fails to compile with the message below instead of a bare "no method".
+#[diagnostic::on_unimplemented(
+    message = "`Scoreboard::find` was removed: it returned an unbounded `&mut` into an entry \
+               that QEMU moves when a new vCPU outgrows the scoreboard",
+    label = "use `Scoreboard::read` and `Scoreboard::write` instead (docs/compatibility.md)"
+)]
+pub trait FindWasRemoved: sealed::Sealed {}
+
+impl<T: ScoreboardEntry> Scoreboard<'_, T> {
+    /// Removed: 10.1.0-v2's `find` returned an unbounded `&mut` into an entry that QEMU
+    /// moves when it grows the scoreboard. Any call is a compile error that names the
+    /// replacements, [`Self::read`] and [`Self::write`]:
+    ///
+    /// ```compile_fail,E0277
+    /// # extern crate qemu_plugin_mock;
+    /// let mut board = qemu_plugin::scoreboard::Scoreboard::<u64>::new();
+    /// let _entry = board.find(0);
+    /// ```
+    pub fn find<'b>(&mut self, _vcpu_index: VCPUIndex) -> &'b mut std::mem::MaybeUninit<T>
+    where
+        Self: FindWasRemoved,
+    {
+        unreachable!("FindWasRemoved has no implementation, so no call of find compiles")
+    }
+}
+
 impl<T: ScoreboardEntry> Default for Scoreboard<'_, T> {
     fn default() -> Self {
         Self::new()

@@ -74,7 +74,14 @@ impl<F> Locked<F> {
     fn with<R>(&self, call: impl FnOnce(&mut F) -> R) -> R {
         // A panic in the closure is reported (and the plugin uninstalled) by the
         // trampoline; a call that still arrives uses the closure as it was left.
-        call(&mut self.0.lock().unwrap_or_else(PoisonError::into_inner))
+        let mut f = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        // The race detectors cannot see std's futex-based lock: describe its ordering
+        // (the previous holder's calls happen before this one's).
+        crate::annotate::happens_after(&self.0);
+        let result = call(&mut f);
+        crate::annotate::happens_before(&self.0);
+        drop(f);
+        result
     }
 }
 

@@ -343,10 +343,20 @@ impl MockHost {
     /// vCPUs `vcpus` execute `w` in parallel; returns the total executed.
     pub fn run_on(&mut self, vcpus: &[u32], w: &Workload) -> RunStats {
         self.assert_running();
+        self.start_runs(vcpus, w);
+        self.finish_runs(vcpus)
+    }
+
+    /// Sends `w` to every vCPU of `vcpus` without waiting.
+    fn start_runs(&self, vcpus: &[u32], w: &Workload) {
         let w = Arc::new(w.clone());
         for &i in vcpus {
             self.vcpu(i).send(Cmd::Run(w.clone()));
         }
+    }
+
+    /// Waits for the runs [`Self::start_runs`] sent; returns what they executed.
+    fn finish_runs(&self, vcpus: &[u32]) -> RunStats {
         let mut total = RunStats::default();
         for &i in vcpus {
             if let Reply::Ran(s) = self.vcpu(i).wait() {
@@ -538,23 +548,13 @@ impl MockHost {
             !runners.contains(&exiter),
             "the exiting vCPU cannot also run"
         );
-        let w = Arc::new(w.clone());
-        for &i in runners {
-            self.vcpu(i).send(Cmd::Run(w.clone()));
-        }
+        self.start_runs(runners, w);
         while !ready() {
             std::thread::yield_now();
         }
         self.exited = true;
         self.vcpu(exiter).call(Cmd::AtExit);
-        let mut total = RunStats::default();
-        for &i in runners {
-            if let Reply::Ran(s) = self.vcpu(i).wait() {
-                total += s;
-            }
-        }
-        exclusive::drain();
-        total
+        self.finish_runs(runners)
     }
 
     /// Everything the plugin printed with `qemu_plugin_outs`.

@@ -236,10 +236,12 @@ fn check_hook(hook: &str, callback: &str, how: &str, guest: &str, reference: &Re
         "{line:?}"
     );
     // QEMU's own plugin, loaded after panicky, still sees the whole run. Threaded runs
-    // vary by a few hundred instructions (the main thread's waits), not by 1%.
+    // vary by a few hundred instructions (the main thread's waits: 290 of 23,040 once
+    // on the small `traps` guest), so the bound is 1% plus 500; one lost worker thread
+    // (2,300 instructions on `traps`, 20,000+ on `threads`) still exceeds it.
     let bb = parse_bb(&r.log);
     assert!(
-        bb.total_insns.abs_diff(reference.insns) <= reference.insns / 100,
+        bb.total_insns.abs_diff(reference.insns) <= reference.insns / 100 + 500,
         "bb.c counted {} instructions, {} without panicky\n{}",
         bb.total_insns,
         reference.insns,

@@ -67,11 +67,6 @@ impl From<sys::qemu_plugin_hwaddr_operation_result> for crate::HwaddrOperationRe
     }
 }
 
-#[cfg(feature = "plugin-api-v5")]
-fn hw_result(r: sys::qemu_plugin_hwaddr_operation_result) -> crate::HwaddrOperationResult {
-    r.into()
-}
-
 /// Reads `buf.len()` bytes of guest physical memory at `addr` (system mode).
 /// Needs: QEMU 10.1 (plugin API v5).
 #[cfg(feature = "plugin-api-v5")]
@@ -80,8 +75,8 @@ pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     let len = len32(buf.len())?;
     let arr = ByteArray::new();
     // SAFETY: as for the vaddr read.
-    let r =
-        hw_result(unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) });
+    let r: crate::HwaddrOperationResult =
+        unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) }.into();
     let got = arr.as_slice();
     if r != crate::HwaddrOperationResult::Ok || got.len() < buf.len() {
         return Err(Error::HwaddrReadError {
@@ -103,7 +98,9 @@ pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &mut [u8]) -> Result<()>
     let len = len32(data.len())?;
     let arr = ByteArray::from_slice(data)?;
     // SAFETY: as for the vaddr write.
-    match hw_result(unsafe { sys::qemu_plugin_write_memory_hwaddr(addr, arr.as_ptr()) }) {
+    let r: crate::HwaddrOperationResult =
+        unsafe { sys::qemu_plugin_write_memory_hwaddr(addr, arr.as_ptr()) }.into();
+    match r {
         crate::HwaddrOperationResult::Ok => Ok(()),
         result => Err(Error::HwaddrWriteError { addr, len, result }),
     }

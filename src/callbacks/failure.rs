@@ -173,4 +173,8 @@ fn request_uninstall() {
     unsafe { sys::qemu_plugin_uninstall(crate::identity::id(), Some(uninstalled)) };
 }
 
-extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {}
+/// QEMU has removed the plugin: its id is invalid from now on (QEMU aborts on it), which
+/// the scoreboard accesses that borrow QEMU's lock through `vcpu_for_each` must know.
+extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {
+    crate::identity::set_uninstalled();
+}

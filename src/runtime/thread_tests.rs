@@ -211,3 +211,36 @@ fn hole11_scoreboard_growth_while_vcpus_exit_never_races_a_merge() {
     );
     assert!(host.violations().is_empty(), "{:?}", host.violations());
 }
+
+/// After a failure uninstalls the plugin, QEMU no longer knows its id, and
+/// `qemu_plugin_vcpu_for_each` aborts on an unknown id. A scoreboard read from a thread
+/// of the plugin's own must then not borrow QEMU's lock through it (the completion of the
+/// failure's uninstall records that the id is gone).
+#[test]
+fn after_a_failure_uninstalls_the_plugin_scoreboard_reads_do_not_use_its_id() {
+    let mut host = MockHost::user();
+    install(&mut host);
+    let v = host.spawn_vcpus(1);
+    host.run(&Workload::new().step(Block::synthetic(0x1000, 4), 10));
+    let rt = super::installed::Runtime::<Threads>::get().unwrap();
+    crate::callbacks::failure::error(
+        crate::callbacks::hook::Hook::Exec,
+        &Error::msg("a deliberate failure"),
+    );
+    // The uninstall completes in QEMU's next exclusive section.
+    host.run(&Workload::new().step(Block::synthetic(0x1000, 4), 1));
+    assert!(
+        host.is_uninstalled(host.plugin_ids()[0]),
+        "{}",
+        host.output()
+    );
+    let inline = rt.plugin.inline;
+    let value = std::thread::scope(|s| s.spawn(|| inline.get(v[0])).join().unwrap());
+    assert_eq!(value, 40, "the inline count so far");
+    let aborts: Vec<_> = host
+        .violations()
+        .into_iter()
+        .filter(|v| v.contains("not an installed plugin"))
+        .collect();
+    assert!(aborts.is_empty(), "{aborts:?}");
+}

@@ -92,7 +92,7 @@ pub(crate) fn init() {
     }
 }
 
-/// Whether an exec-time callback registered now must use full fences
+/// Whether an exec-time callback registered now must check the mode at each event
 /// ([`light_exec::<true>`]): until `membarrier` is registered, and in a forked child.
 /// A callback registered with compiler fences stays correct for the life of its block:
 /// `MODE` never goes back to FENCES but in a forked child, whose [`heavy`] then issues a
@@ -101,12 +101,16 @@ pub(crate) fn exec_fenced() -> bool {
     MODE.load(Ordering::Relaxed) < PRIVATE
 }
 
-/// The exec-time hot path's side, chosen when the callback is registered: no load of
-/// `MODE` on every event.
+/// The exec-time hot path's side, chosen when the callback is registered. A callback
+/// registered once `membarrier` is ready never loads `MODE`: a compiler fence. One
+/// registered before (a block translated in the first milliseconds, which may be the
+/// hot loop for the rest of the run) reads `MODE` at each event like the hooks
+/// ([`light`]), so it pays a full fence only until the registration completes, not for
+/// the block's whole life.
 #[inline(always)]
 pub(crate) fn light_exec<const FENCED: bool>() {
     if FENCED {
-        fence(Ordering::SeqCst);
+        light();
     } else {
         compiler_fence(Ordering::SeqCst);
     }

@@ -97,8 +97,32 @@ pub(crate) fn init() {
 /// A callback registered with compiler fences stays correct for the life of its block:
 /// `MODE` never goes back to FENCES but in a forked child, whose [`heavy`] then issues a
 /// real barrier of its own.
+///
+/// While the background registration is still running (the first translations of a
+/// run), this waits for it once, so that no block, least of all a hot loop translated
+/// early, gets the checking trampoline: only a forked child, or a kernel without
+/// `membarrier`, leaves `MODE` below PRIVATE.
 pub(crate) fn exec_fenced() -> bool {
+    if MODE.load(Ordering::Relaxed) == UNSET {
+        wait_for_registration();
+    }
     MODE.load(Ordering::Relaxed) < PRIVATE
+}
+
+/// Joins the registration thread, if it is still pending in this process (as [`heavy`]
+/// does): its `MODE` store then happens before the caller's next load.
+fn wait_for_registration() {
+    let pending = REGISTERING
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some((handle, pid)) = pending {
+        if pid == std::process::id() {
+            let _ = handle.join();
+        } else {
+            std::mem::forget(handle);
+        }
+    }
 }
 
 /// The exec-time hot path's side, chosen when the callback is registered. A callback
@@ -158,20 +182,9 @@ pub(crate) fn heavy() {
     }
     // Joining the registration thread orders its `MODE` store before the load below, so
     // a hook that saw PRIVATE or GLOBAL (and used only a compiler fence) is matched here.
-    let pending = REGISTERING
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
     // In a child forked by the guest the thread does not exist (joining it could block
-    // for ever): there `MODE` is what the parent had at the fork, and a registration
-    // done by then is inherited with the address space.
-    if let Some((handle, pid)) = pending {
-        if pid == std::process::id() {
-            let _ = handle.join();
-        } else {
-            std::mem::forget(handle);
-        }
-    }
+    // for ever): there `MODE` is FENCES since the fork (see above).
+    wait_for_registration();
     let ok = match MODE.load(Ordering::Relaxed) {
         PRIVATE => membarrier(CMD_PRIVATE_EXPEDITED) == 0,
         GLOBAL => membarrier(CMD_GLOBAL) == 0,

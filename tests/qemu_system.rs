@@ -131,13 +131,12 @@ fn hole1_system_exit_from_a_vcpu_while_the_others_run() {
             args: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
         },
     );
-    // isa-debug-exit: QEMU exits with (value << 1) | 1 for the guest's value 1.
+    // isa-debug-exit: QEMU exits with (value << 1) | 1 for the guest's value 1; no other
+    // path makes qemu-system exit with 3, so the status alone shows the device ended the
+    // run. (The guest's "exiting" line is not checked: QEMU exits from the vCPU thread
+    // before the serial backend has always written it out; CI once saw it cut mid-word.)
     assert_eq!(r.status.code(), Some(3), "{}", r.describe());
-    assert!(
-        r.stdout.contains("guest: exiting through isa-debug-exit"),
-        "{}",
-        r.describe()
-    );
+    assert!(r.stdout.contains("guest: 4 cpus"), "{}", r.describe());
     assert!(!r.log.contains("stayed inside"), "{}", r.describe());
     let counts = parse_insn(&r.log);
     eprintln!(

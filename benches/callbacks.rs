@@ -285,9 +285,9 @@ unsafe extern "C" fn raw_install<const EMPTY: bool>(
     for slot in &RAW {
         slot.0.store(0, Ordering::Relaxed);
     }
-    // SAFETY:
-    // - `id` is the id the host passed to this install; `raw_trans` has QEMU's signature.
-    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(raw_trans::<EMPTY>)) };
+    // The crate's raw registration takes the id-first shape under every API (under
+    // API 7 through an adapter, at translation only; the exec callbacks are direct).
+    let _ = qemu_plugin::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(raw_trans::<EMPTY>));
     0
 }
 

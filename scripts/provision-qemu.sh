@@ -3,7 +3,15 @@
 #   * qemu-x86_64 (linux-user, plugins, API v5) built from Debian's QEMU 10.2.2 source,
 #     plus QEMU's reference C plugins built from the same tree;
 #   * qemu-system-x86_64 10.0.x (API v4) from bookworm-backports;
-#   * a Linux guest: Debian's cloud kernel and a busybox initramfs.
+#   * a Linux guest: Debian's cloud kernel and a busybox initramfs;
+#   * QEMU 7.2 (plugin API v1), Debian bookworm's: qemu-x86_64 plus reference plugins built
+#     from bookworm's source (target qemu72-user), and bookworm's qemu-system-x86_64 unpacked
+#     privately (qemu72-system, wrapper $CACHE/bin/qemu-system-x86_64-7.2);
+#   * the newest QEMU Debian sid has (11.x, API 7): qemu-system-x86_64 and its dependency
+#     closure unpacked into a sysroot (qemu11-system, wrapper $CACHE/bin/qemu-system-x86_64-11);
+#     qemu11-system-extra adds qemu-system-aarch64/-riscv64 there (not part of `all`).
+#   The 7.2 and 11 pieces use private apt configurations under $CACHE/apt (see
+#   scripts/provision/private-apt.sh): the system's apt state and QEMU stay as they are.
 # Everything is cached under $QEMU_PLUGIN_CACHE (default ~/.cache/qemu-plugin-rs); only
 # what is missing is rebuilt. Prints the paths it provides as KEY=VALUE lines on success
 # into $QEMU_PLUGIN_CACHE/env.
@@ -11,6 +19,7 @@
 # Overrides: QEMU_PLUGIN_QEMU_USER / QEMU_PLUGIN_QEMU_SYSTEM point at your own binaries,
 # which are then used as they are (the reference plugins still come from the cache).
 set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 CACHE="${QEMU_PLUGIN_CACHE:-$HOME/.cache/qemu-plugin-rs}"
 QEMU_VERSIONS=("1:10.2.2+ds-1" "1:10.2.1+ds-1" "1:10.1.3+ds-1")
@@ -64,6 +73,13 @@ apt_install() {
   log "apt-get install ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
+
+# ---------------------------------------------------------------- QEMU 7.2 and 11 (API v1, v7)
+# One job per file; they use log, die, apt_install and $CACHE from above.
+. "$HERE/provision/private-apt.sh"
+. "$HERE/provision/qemu72-user.sh"
+. "$HERE/provision/qemu72-system.sh"
+. "$HERE/provision/qemu11-system.sh"
 
 # ---------------------------------------------------------------- user mode (API v5)
 SRC_DIR="$CACHE/qemu-src"
@@ -230,6 +246,18 @@ QEMU_CONTRIB_PLUGINS=$BUILD/contrib/plugins
 GUEST_KERNEL=$GUEST/vmlinuz
 GUEST_INITRD=$GUEST/initrd.gz
 ENV
+  # QEMU 7.2 and 11: written only once provisioned, so a missing key means "not here".
+  if [ -x "$BUILD_72/qemu-x86_64" ] && [ -f "$BUILD_72/.plugins-done" ]; then
+    cat >>"$CACHE/env" <<ENV
+QEMU_USER_7_2=$BUILD_72/qemu-x86_64
+QEMU_REF_PLUGINS_7_2=$REF_PLUGINS_72
+QEMU_SRC_7_2=$SRC_DIR_72
+ENV
+  fi
+  [ ! -x "$WRAP_SYS_72" ] || echo "QEMU_SYSTEM_7_2=$WRAP_SYS_72" >>"$CACHE/env"
+  [ ! -x "$WRAP_SYS_11" ] || echo "QEMU_SYSTEM_11=$WRAP_SYS_11" >>"$CACHE/env"
+  [ ! -x "$WRAP_SYS_11_AARCH64" ] || echo "QEMU_SYSTEM_AARCH64_11=$WRAP_SYS_11_AARCH64" >>"$CACHE/env"
+  [ ! -x "$WRAP_SYS_11_RISCV64" ] || echo "QEMU_SYSTEM_RISCV64_11=$WRAP_SYS_11_RISCV64" >>"$CACHE/env"
   log "ready; paths in $CACHE/env"
 }
 
@@ -238,7 +266,11 @@ case "$what" in
   user) user_mode ;;
   system) system_mode ;;
   guest) guest ;;
-  all) user_mode; system_mode; guest ;;
-  *) die "usage: $0 [all|user|system|guest]" ;;
+  qemu72-user) qemu72_user ;;
+  qemu72-system) qemu72_system ;;
+  qemu11-system) qemu11_system ;;
+  qemu11-system-extra) qemu11_system_extra ;;
+  all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system ;;
+  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra]" ;;
 esac
 write_env

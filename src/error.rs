@@ -112,7 +112,7 @@ pub enum Error {
         /// The length.
         len: u32,
     },
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     /// Writing guest virtual memory failed.
     #[error("writing {len} bytes at virtual address {addr:#x} failed")]
     VaddrWriteError {
@@ -121,7 +121,7 @@ pub enum Error {
         /// The length.
         len: u32,
     },
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     /// Reading guest physical memory failed.
     #[error("reading {len} bytes at physical address {addr:#x} failed: {result}")]
     HwaddrReadError {
@@ -132,7 +132,7 @@ pub enum Error {
         /// QEMU's answer.
         result: HwaddrOperationResult,
     },
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     /// Writing guest physical memory failed.
     #[error("writing {len} bytes at physical address {addr:#x} failed: {result}")]
     HwaddrWriteError {
@@ -143,7 +143,7 @@ pub enum Error {
         /// QEMU's answer.
         result: HwaddrOperationResult,
     },
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     /// A virtual address has no physical translation.
     #[error("virtual address {vaddr:#x} has no physical translation")]
     VaddrTranslateError {

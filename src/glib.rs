@@ -12,7 +12,7 @@ impl ByteArray {
         Self(unsafe { sys::g_byte_array_new() })
     }
 
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     pub(crate) fn from_slice(data: &[u8]) -> crate::Result<Self> {
         let len = u32::try_from(data.len()).map_err(|_| {
             crate::Error::from(crate::error::Failure::BufferTooLarge { len: data.len() })

@@ -51,38 +51,33 @@
 //! what it costs.
 //!
 //! # QEMU versions
-//! Choose one feature: `plugin-api-v5` (default) for QEMU 10.1 and later, or
-//! `plugin-api-v4` for QEMU 9.2 and 10.0. Items say which QEMU they need;
+//! Choose one feature: `plugin-api-v5` (default) for QEMU 10.1 and 10.2,
+//! `plugin-api-v4` for QEMU 9.2 and 10.0, `plugin-api-v6` for QEMU 11.0 or
+//! `plugin-api-v7` for QEMU 11.1 (which accepts nothing older). Items say which QEMU
+//! they need;
 //! [`qemu_plugin_register_vcpu_discon_cb`] needs QEMU 10.2 and is looked up at run time.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
-#[cfg(any(
-    feature = "plugin-api-v0",
-    feature = "plugin-api-v1",
-    feature = "plugin-api-v2",
-    feature = "plugin-api-v3"
-))]
+// The API cfgs (`since_api_N`, `qemu_api`) come from the one selected feature: build.rs.
+#[cfg(not(since_api_4))]
+#[cfg(not(any(qemu_api_unselected, qemu_api_conflict)))]
 compile_error!(
     "features `plugin-api-v0` to `plugin-api-v3` (QEMU 4.2 to 9.1) are declared for \
      compatibility with qemu-plugin 10.1.0-v2 but not supported yet: use `plugin-api-v4` \
-     (QEMU 9.2 and 10.0) or `plugin-api-v5` (QEMU >= 10.1, the default)"
+     (QEMU 9.2 and 10.0), `plugin-api-v5` (QEMU 10.1 and 10.2, the default), `plugin-api-v6` \
+     (QEMU 11.0) or `plugin-api-v7` (QEMU 11.1)"
 );
-#[cfg(all(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
+#[cfg(qemu_api_conflict)]
 compile_error!(
-    "features `plugin-api-v4` and `plugin-api-v5` are mutually exclusive: for QEMU 9.2/10.0 use \
-     `default-features = false, features = [\"plugin-api-v4\"]`; for QEMU >= 10.1 keep the default"
+    "the features `plugin-api-v0` ... `plugin-api-v7` are mutually exclusive: a plugin speaks \
+     exactly one QEMU plugin API. For anything but the default (`plugin-api-v5`, QEMU 10.1 and \
+     10.2) use `default-features = false, features = [\"plugin-api-vN\"]`"
 );
-#[cfg(not(any(
-    feature = "plugin-api-v0",
-    feature = "plugin-api-v1",
-    feature = "plugin-api-v2",
-    feature = "plugin-api-v3",
-    feature = "plugin-api-v4",
-    feature = "plugin-api-v5"
-)))]
+#[cfg(qemu_api_unselected)]
 compile_error!(
-    "choose a QEMU plugin API: enable feature `plugin-api-v5` (QEMU >= 10.1, the default) or \
-     `plugin-api-v4` (QEMU 9.2 and 10.0)"
+    "choose a QEMU plugin API: feature `plugin-api-v5` (QEMU 10.1 and 10.2, the default), \
+     `plugin-api-v4` (QEMU 9.2 and 10.0), `plugin-api-v6` (QEMU 11.0) or `plugin-api-v7` \
+     (QEMU 11.1)"
 );
 
 use std::ffi::c_uint;
@@ -121,7 +116,7 @@ pub mod register {
 /// access.
 pub mod memory {
     pub use crate::api::guest::qemu_plugin_read_memory_vaddr;
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     pub use crate::api::guest::{
         qemu_plugin_read_memory_hwaddr, qemu_plugin_translate_vaddr,
         qemu_plugin_write_memory_hwaddr, qemu_plugin_write_memory_vaddr,
@@ -172,19 +167,21 @@ pub type MemRW = sys::qemu_plugin_mem_rw;
 pub type PluginCondition = sys::qemu_plugin_cond;
 /// An inline operation (`enum qemu_plugin_op`).
 pub type PluginOp = sys::qemu_plugin_op;
+// The raw callback types keep the shape of APIs 0-6 (the plugin id first) under every
+// API: under API 7, where QEMU passes no id, the crate registers an adapter that does.
 /// A raw vCPU init callback (`qemu_plugin_vcpu_simple_cb_t`).
-pub type VCPUInitCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+pub type VCPUInitCallback = Option<sys::IdVcpuCb>;
 /// A raw vCPU exit callback.
-pub type VCPUExitCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+pub type VCPUExitCallback = Option<sys::IdVcpuCb>;
 /// A raw vCPU idle callback.
-pub type VCPUIdleCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+pub type VCPUIdleCallback = Option<sys::IdVcpuCb>;
 /// A raw vCPU resume callback.
-pub type VCPUResumeCallback = sys::qemu_plugin_vcpu_simple_cb_t;
+pub type VCPUResumeCallback = Option<sys::IdVcpuCb>;
 /// A raw translation callback (`qemu_plugin_vcpu_tb_trans_cb_t`).
-pub type VCPUTranslationBlockTranslationCallback = sys::qemu_plugin_vcpu_tb_trans_cb_t;
+pub type VCPUTranslationBlockTranslationCallback = Option<sys::IdTbTransCb>;
 /// A raw flush callback (`qemu_plugin_simple_cb_t`).
-pub type FlushCallback = sys::qemu_plugin_simple_cb_t;
+pub type FlushCallback = Option<sys::IdPlainCb>;
 /// A raw syscall callback (`qemu_plugin_vcpu_syscall_cb_t`).
-pub type SyscallCallback = sys::qemu_plugin_vcpu_syscall_cb_t;
+pub type SyscallCallback = Option<sys::IdSyscallCb>;
 /// A raw syscall-return callback (`qemu_plugin_vcpu_syscall_ret_cb_t`).
-pub type SyscallReturnCallback = sys::qemu_plugin_vcpu_syscall_ret_cb_t;
+pub type SyscallReturnCallback = Option<sys::IdSyscallRetCb>;

@@ -7,6 +7,9 @@ use std::cell::Cell;
 pub(crate) const NO_REGS: u32 = 0;
 /// `QEMU_PLUGIN_CB_RW_REGS` as a raw value.
 pub(crate) const RW_REGS: u32 = 2;
+/// `QEMU_PLUGIN_CB_RW_REGS_PC` (API 6) as a raw value.
+#[allow(dead_code)]
+pub(crate) const RW_REGS_PC: u32 = 3;
 
 /// The mock's stand-in for `struct qemu_plugin_hwaddr`, one per thread like QEMU's
 /// `static __thread struct qemu_plugin_hwaddr hwaddr` in `qemu_plugin_get_hwaddr`.

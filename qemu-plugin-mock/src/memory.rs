@@ -46,7 +46,7 @@ pub(crate) fn phys_of(vaddr: u64) -> u64 {
     }
 }
 
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 /// Translates `vaddr` if its page is mapped (`qemu_plugin_translate_vaddr`).
 pub(crate) fn translate(vaddr: u64) -> Option<u64> {
     let p = phys_of(vaddr);
@@ -74,7 +74,7 @@ pub(crate) fn read(addr: u64, len: usize) -> Option<Vec<u8>> {
         .collect()
 }
 
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 /// Writes `data` at physical `addr`; false (nothing written) if any page is unmapped.
 pub(crate) fn write(addr: u64, data: &[u8]) -> bool {
     let mut m = pages();

@@ -1,38 +1,35 @@
 //! Installed plugins and their per-event callbacks (QEMU's `plugin.ctxs` and
 //! `ctx->callbacks[ev]`): one callback per event per plugin, last registration wins.
 
-use std::ffi::{c_int, c_uint};
-
 use super::sync::{Mutex, MutexGuard};
 
+use crate::callback_call::Registered;
 use crate::sys::{
-    qemu_plugin_id_t, qemu_plugin_simple_cb_t, qemu_plugin_udata_cb_t,
-    qemu_plugin_vcpu_simple_cb_t, qemu_plugin_vcpu_syscall_cb_t, qemu_plugin_vcpu_syscall_ret_cb_t,
-    qemu_plugin_vcpu_tb_trans_cb_t,
+    DisconCb, PlainCb, SyscallCb, SyscallRetCb, TbTransCb, UdataCb, VcpuCb, qemu_plugin_id_t,
 };
 
-/// `qemu_plugin_vcpu_discon_cb_t` (QEMU 10.2, absent from `qemu-plugin-sys` 10.1.0-v2):
-/// `(id, vcpu_index, enum qemu_plugin_discon_type, from_pc, to_pc)`.
+/// `qemu_plugin_vcpu_discon_cb_t` of the selected API (QEMU 10.2; absent from
+/// `qemu-plugin-sys` 10.1.0-v2).
 #[allow(non_camel_case_types)]
-pub type qemu_plugin_vcpu_discon_cb_t =
-    Option<unsafe extern "C" fn(qemu_plugin_id_t, c_uint, c_int, u64, u64)>;
+pub type qemu_plugin_vcpu_discon_cb_t = Option<DisconCb>;
 
 /// One plugin's callbacks, one slot per QEMU event.
 #[derive(Clone, Copy, Default)]
 pub(crate) struct Callbacks {
-    pub(crate) vcpu_init: qemu_plugin_vcpu_simple_cb_t,
-    pub(crate) vcpu_exit: qemu_plugin_vcpu_simple_cb_t,
-    pub(crate) idle: qemu_plugin_vcpu_simple_cb_t,
-    pub(crate) resume: qemu_plugin_vcpu_simple_cb_t,
-    pub(crate) tb_trans: qemu_plugin_vcpu_tb_trans_cb_t,
-    pub(crate) syscall: qemu_plugin_vcpu_syscall_cb_t,
-    pub(crate) syscall_ret: qemu_plugin_vcpu_syscall_ret_cb_t,
-    pub(crate) flush: qemu_plugin_simple_cb_t,
-    pub(crate) atexit: qemu_plugin_udata_cb_t,
-    /// Userdata of `atexit`, stored as an address (opaque to the mock).
-    pub(crate) atexit_udata: usize,
+    pub(crate) vcpu_init: Option<Registered<VcpuCb>>,
+    pub(crate) vcpu_exit: Option<Registered<VcpuCb>>,
+    pub(crate) idle: Option<Registered<VcpuCb>>,
+    pub(crate) resume: Option<Registered<VcpuCb>>,
+    pub(crate) tb_trans: Option<Registered<TbTransCb>>,
+    pub(crate) syscall: Option<Registered<SyscallCb>>,
+    pub(crate) syscall_ret: Option<Registered<SyscallRetCb>>,
+    /// The syscall filter (API 6 and later).
+    #[cfg(since_api_6)]
+    pub(crate) syscall_filter: Option<Registered<crate::sys::SyscallFilterCb>>,
+    pub(crate) flush: Option<Registered<PlainCb>>,
+    pub(crate) atexit: Option<Registered<UdataCb>>,
     /// Interrupt, exception, host call (bit 0, 1, 2 of the discon type mask).
-    pub(crate) discon: [qemu_plugin_vcpu_discon_cb_t; 3],
+    pub(crate) discon: [Option<Registered<DisconCb>>; 3],
 }
 
 /// QEMU's `struct qemu_plugin_ctx`, reduced to what the mock needs.

@@ -143,7 +143,7 @@ pub(crate) fn translate(block: &Arc<Block>) -> ExecTb {
         // - `p` points to `tb`, alive and not otherwise accessed during the callback;
         //   the plugin uses it only through this mock's C functions, on this thread.
         ctx::with_flags(ctx::RW_REGS, || unsafe {
-            f(id, p.cast::<qemu_plugin_tb>())
+            f.tb_trans(id, p.cast::<qemu_plugin_tb>())
         });
     }
     tb.into_exec()
@@ -205,8 +205,8 @@ pub(crate) fn flush_locked() {
     drop(old);
     for (id, f) in registry::collect(|id, c| c.flush.map(|f| (id, f))) {
         // SAFETY:
-        // - plugin's flush callback, called with its id as QEMU does.
-        unsafe { f(id) };
+        // - plugin's flush callback, called as QEMU does.
+        unsafe { f.plain(id) };
     }
 }
 

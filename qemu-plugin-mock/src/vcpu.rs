@@ -9,13 +9,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use super::block::{Block, Workload};
+use super::callback_call::Registered;
 use super::exclusive::{self, RunningFlag};
 use super::registry::Callbacks;
 use super::sync::{Gate, Mutex, MutexGuard, Receiver, Sender, channel};
 use super::translate::{LocalCache, TbSummary};
 use super::{ctx, exec, memory, registry, scoreboard};
 use crate::annotate;
-use crate::sys::qemu_plugin_vcpu_simple_cb_t;
+use crate::sys::VcpuCb;
 
 /// State of one vCPU that other threads may look at.
 #[derive(Debug)]
@@ -155,14 +156,14 @@ impl Vcpu {
 
     /// Delivers `pick`'s callback of every plugin with `RW_REGS`, inside the running
     /// section so that an exclusive section (uninstall) never overlaps it.
-    fn dispatch_simple(&self, pick: impl Fn(&Callbacks) -> qemu_plugin_vcpu_simple_cb_t) {
+    fn dispatch_simple(&self, pick: impl Fn(&Callbacks) -> Option<Registered<VcpuCb>>) {
         let idx = self.shared.index;
         exclusive::exec_start(&self.shared.running);
         for (id, f) in registry::collect(|id, c| pick(c).map(|f| (id, f))) {
             // SAFETY:
-            // - plugin callback with QEMU's signature, called on this vCPU's thread
-            //   (outside cpu_exec in QEMU: every event dispatched here is a lifecycle one).
-            ctx::outside_exec(|| ctx::with_flags(ctx::RW_REGS, || unsafe { f(id, idx) }));
+            // - plugin callback for this event, called on this vCPU's thread (outside
+            //   cpu_exec in QEMU: every event dispatched here is a lifecycle one).
+            ctx::outside_exec(|| ctx::with_flags(ctx::RW_REGS, || unsafe { f.vcpu(id, idx) }));
         }
         exclusive::exec_end(&self.shared.running);
     }
@@ -231,14 +232,12 @@ impl Vcpu {
         for (id, f) in registry::collect(|id, c| c.syscall.map(|f| (id, f))) {
             // SAFETY:
             // - plugin syscall callback with QEMU's signature, on this vCPU's thread.
-            ctx::with_flags(ctx::RW_REGS, || unsafe {
-                f(id, idx, num, a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7])
-            });
+            ctx::with_flags(ctx::RW_REGS, || unsafe { f.syscall(id, idx, num, a) });
         }
         for (id, f) in registry::collect(|id, c| c.syscall_ret.map(|f| (id, f))) {
             // SAFETY:
             // - plugin syscall-return callback with QEMU's signature.
-            ctx::with_flags(ctx::RW_REGS, || unsafe { f(id, idx, num, ret) });
+            ctx::with_flags(ctx::RW_REGS, || unsafe { f.syscall_ret(id, idx, num, ret) });
         }
         exclusive::exec_end(&self.shared.running);
     }
@@ -253,7 +252,7 @@ impl Vcpu {
         for (id, f) in registry::collect(|id, c| c.discon[bit].map(|f| (id, f))) {
             // SAFETY:
             // - plugin discontinuity callback with QEMU 10.2's signature.
-            ctx::with_flags(ctx::RW_REGS, || unsafe { f(id, idx, ty, from, to) });
+            ctx::with_flags(ctx::RW_REGS, || unsafe { f.discon(id, idx, ty, from, to) });
         }
         exclusive::exec_end(&self.shared.running);
     }

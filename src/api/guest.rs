@@ -37,7 +37,7 @@ pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
 /// Writes `data` to guest virtual memory at `addr`. The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code
 /// that names the function's type still compiles).
 /// Needs: QEMU 10.1 (plugin API v5).
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_write_memory_vaddr")?;
     let len = len32(data.len())?;
@@ -51,7 +51,7 @@ pub fn qemu_plugin_write_memory_vaddr(addr: u64, data: &mut [u8]) -> Result<()> 
 }
 
 /// From QEMU's result of a physical-memory operation (as in 10.1.0-v2).
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 impl From<sys::qemu_plugin_hwaddr_operation_result> for crate::HwaddrOperationResult {
     fn from(r: sys::qemu_plugin_hwaddr_operation_result) -> Self {
         use crate::HwaddrOperationResult as R;
@@ -69,7 +69,7 @@ impl From<sys::qemu_plugin_hwaddr_operation_result> for crate::HwaddrOperationRe
 
 /// Reads `buf.len()` bytes of guest physical memory at `addr` (system mode).
 /// Needs: QEMU 10.1 (plugin API v5).
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_read_memory_hwaddr")?;
     let len = len32(buf.len())?;
@@ -92,7 +92,7 @@ pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
 /// Writes `data` to guest physical memory at `addr` (system mode). The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code
 /// that names the function's type still compiles).
 /// Needs: QEMU 10.1 (plugin API v5).
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_write_memory_hwaddr")?;
     let len = len32(data.len())?;
@@ -108,7 +108,7 @@ pub fn qemu_plugin_write_memory_hwaddr(addr: u64, data: &mut [u8]) -> Result<()>
 
 /// Translates a guest virtual address to a physical one (current vCPU, system mode).
 /// Needs: QEMU 10.1 (plugin API v5).
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 pub fn qemu_plugin_translate_vaddr(vaddr: u64) -> Result<u64> {
     require_vcpu_thread("qemu_plugin_translate_vaddr")?;
     let mut hw = 0u64;

@@ -50,7 +50,7 @@ impl HasCallbacks for GuestState {
                     rbx.read_be::<u64>().map_err(|e| e.to_string()),
                     rbx.read_le::<u32>().map_err(|e| e.to_string()),
                 ));
-                #[cfg(feature = "plugin-api-v5")]
+                #[cfg(since_api_5)]
                 note(format!(
                     "write with R_REGS: {:?}",
                     rbx.write(&mut [9; 8]).map_err(|e| e.to_string())
@@ -58,7 +58,7 @@ impl HasCallbacks for GuestState {
             },
             CallbackFlags::QEMU_PLUGIN_CB_R_REGS,
         );
-        #[cfg(feature = "plugin-api-v5")]
+        #[cfg(since_api_5)]
         tb.instruction(1)?.register_execute_callback_flags(
             |_vcpu| {
                 let regs = REGS.lock().unwrap();
@@ -114,7 +114,7 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
         seen.remove(2);
         seen
     };
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     {
         assert_eq!(
             seen[2],

@@ -28,7 +28,8 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use super::hook::Hook;
 use crate::error::Failure;
 use crate::error::{Error, Result};
-use crate::{PluginId, VCPUIndex, sys};
+use crate::sys::callback_abi::{self as abi, qemu_callback};
+use std::ptr;
 
 /// A type-erased `FnMut()`: a caller and the closure's address.
 type Pending = (unsafe fn(*mut c_void), *mut c_void);
@@ -174,7 +175,7 @@ pub(crate) fn with_boards_pinned<R>(access: impl FnOnce() -> R) -> R {
     PENDING.with(|p| p.set(Some(pending)));
     // SAFETY: `run_pending` is a plain function of this object with the signature QEMU
     // expects; QEMU calls it on this thread before returning, and `run` outlives the call.
-    unsafe { sys::qemu_plugin_vcpu_for_each(crate::identity::id(), Some(run_pending)) };
+    unsafe { abi::vcpu_for_each(crate::identity::id(), Some(run_pending), ptr::null_mut()) };
     PENDING.with(|p| p.set(None));
     // `run` (which borrows `access` and `result`) is not used after this point.
     match result {
@@ -188,9 +189,10 @@ pub(crate) fn with_boards_pinned<R>(access: impl FnOnce() -> R) -> R {
     }
 }
 
-/// `qemu_plugin_vcpu_for_each`'s callback for [`with_boards_pinned`]: runs the pending
-/// access once (QEMU calls it for every vCPU), with `plugin.lock` held by QEMU.
-extern "C" fn run_pending(_id: PluginId, _vcpu: VCPUIndex) {
+qemu_callback!(
+    /// `qemu_plugin_vcpu_for_each`'s callback for [`with_boards_pinned`]: runs the pending
+    /// access once (QEMU calls it for every vCPU), with `plugin.lock` held by QEMU.
+    vcpu fn run_pending[](_ud, _vcpu) {
     if let Some((call, data)) = PENDING.with(Cell::take) {
         PINNED.with(|d| d.set(d.get() + 1));
         // SAFETY: `with_boards_pinned` stored a caller of the closure at `data`, which
@@ -198,4 +200,4 @@ extern "C" fn run_pending(_id: PluginId, _vcpu: VCPUIndex) {
         unsafe { call(data) };
         PINNED.with(|d| d.set(d.get() - 1));
     }
-}
+});

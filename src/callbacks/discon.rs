@@ -2,8 +2,11 @@
 //! `qemu_plugin_register_vcpu_discon_cb`, looked up at run time so that a plugin using
 //! this crate still loads in QEMU 10.1.
 
+use std::ffi::c_void;
+
 use crate::error::Failure;
 use crate::error::{Error, Result};
+use crate::sys::callback_abi::{self as abi, id_shaped};
 use crate::{PluginId, sys};
 
 /// Which discontinuities to be called for: a bit mask of QEMU's
@@ -63,8 +66,9 @@ impl From<i32> for DisconKind {
     }
 }
 
-/// The raw discontinuity callback type (`qemu_plugin_vcpu_discon_cb_t`).
-pub type DisconCallback = sys::qemu_plugin_vcpu_discon_cb_t;
+/// The raw discontinuity callback type: `qemu_plugin_vcpu_discon_cb_t` of QEMU 10.2, which
+/// gets the plugin id (under API 7, where QEMU passes no id, the crate passes it).
+pub type DisconCallback = Option<sys::IdDisconCb>;
 
 /// Registers `cb` for the discontinuities in `types`.
 ///
@@ -75,6 +79,17 @@ pub fn qemu_plugin_register_vcpu_discon_cb(
     types: DisconTypes,
     cb: DisconCallback,
 ) -> Result<()> {
+    let (cb, ud) = id_shaped::discon(cb);
+    register_api_shaped(id, types, cb, ud)
+}
+
+/// Registers a discontinuity callback of the selected API's shape (the runtime's).
+pub(crate) fn register_api_shaped(
+    id: PluginId,
+    types: DisconTypes,
+    cb: Option<sys::DisconCb>,
+    userdata: *mut c_void,
+) -> Result<()> {
     let register = crate::host::discon_register_fn().ok_or_else(|| {
         Error::from(Failure::Unsupported {
             api: "qemu_plugin_register_vcpu_discon_cb",
@@ -82,7 +97,8 @@ pub fn qemu_plugin_register_vcpu_discon_cb(
         })
     })?;
     // SAFETY: `register` is QEMU's function with the declared signature (looked up by
-    // name); `cb` is a valid function or None.
-    unsafe { register(id, types.0, cb) };
+    // name); `cb` is a valid function of this (pinned) object or None, and `userdata`
+    // is what it expects.
+    unsafe { abi::register_discon(register, id, types.0, cb, userdata) };
     Ok(())
 }

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use super::hook::Hook;
 use crate::error::Error;
 use crate::error::Failure;
-use crate::sys;
+use crate::sys::callback_abi::{self as abi, qemu_callback};
 
 static INSTALLING: AtomicBool = AtomicBool::new(false);
 static REPORTED: AtomicBool = AtomicBool::new(false);
@@ -30,7 +30,7 @@ thread_local! {
 
 /// Remembers the plugin id (needed to uninstall) and installs the panic hook that records
 /// a panic's location, which `catch_unwind`'s payload lacks.
-pub(crate) fn prepare(id: sys::qemu_plugin_id_t) {
+pub(crate) fn prepare(id: crate::sys::qemu_plugin_id_t) {
     crate::identity::set_id(id);
     REPORTED.store(false, Ordering::Relaxed);
     DEFERRED.store(false, Ordering::Relaxed);
@@ -170,11 +170,18 @@ fn request_uninstall() {
     //   `stopped` (which needs `DEFERRED`, set only by `fail`) gets here then;
     // - QEMU accepts repeated requests (a second one is ignored), and the callback is
     //   a plain function of this object, which `host::pin_module` keeps mapped.
-    unsafe { sys::qemu_plugin_uninstall(crate::identity::id(), Some(uninstalled)) };
+    unsafe {
+        abi::uninstall(
+            crate::identity::id(),
+            Some(uninstalled),
+            std::ptr::null_mut(),
+        )
+    };
 }
 
-/// QEMU has removed the plugin: its id is invalid from now on (QEMU aborts on it), which
-/// the scoreboard accesses that borrow QEMU's lock through `vcpu_for_each` must know.
-extern "C" fn uninstalled(_id: sys::qemu_plugin_id_t) {
+qemu_callback!(
+    /// QEMU has removed the plugin: its id is invalid from now on (QEMU aborts on it), which
+    /// the scoreboard accesses that borrow QEMU's lock through `vcpu_for_each` must know.
+    plain fn uninstalled[](_ud) {
     crate::identity::set_uninstalled();
-}
+});

@@ -3,12 +3,14 @@
 
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
 
 use super::trampoline::{Hook, guard};
 use crate::error::{Error, Result};
 use crate::sys;
+use crate::sys::callback_abi::{self as abi, id_shaped, qemu_callback};
 use crate::{
     FlushCallback, PluginId, VCPUExitCallback, VCPUIdleCallback, VCPUIndex, VCPUInitCallback,
     VCPUResumeCallback, VCPUTranslationBlockTranslationCallback,
@@ -19,26 +21,26 @@ type Completion = Box<dyn FnOnce(PluginId) + Send + 'static>;
 static UNINSTALL: Mutex<Option<Completion>> = Mutex::new(None);
 static RESET: Mutex<Option<Completion>> = Mutex::new(None);
 
-extern "C" fn uninstall_done(id: PluginId) {
+qemu_callback!(plain fn uninstall_done[](_ud) {
     crate::identity::set_uninstalled();
     let cb = UNINSTALL.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(cb) = cb {
         guard(Hook::Uninstall, (), || {
-            cb(id);
+            cb(crate::identity::id());
             Ok(())
         });
     }
-}
+});
 
-extern "C" fn reset_done(id: PluginId) {
+qemu_callback!(plain fn reset_done[](_ud) {
     let cb = RESET.lock().unwrap_or_else(|p| p.into_inner()).take();
     if let Some(cb) = cb {
         guard(Hook::Reset, (), || {
-            cb(id);
+            cb(crate::identity::id());
             Ok(())
         });
     }
-}
+});
 
 /// Uninstalls the plugin; `cb` runs once QEMU has removed it. Callbacks may still arrive
 /// until then. Must not be called from install (return an error there instead).
@@ -56,7 +58,7 @@ where
     }
     // SAFETY: `uninstall_done` is a plain function of this object, which stays mapped
     // (`host::pin_module`); QEMU ignores a repeated uninstall request.
-    unsafe { sys::qemu_plugin_uninstall(id, Some(uninstall_done)) };
+    unsafe { abi::uninstall(id, Some(uninstall_done), ptr::null_mut()) };
     Ok(())
 }
 
@@ -68,37 +70,37 @@ where
 {
     *RESET.lock().map_err(|_| Error::PluginResetCallbackState)? = Some(Box::new(cb));
     // SAFETY: as for uninstall; `reset_done` reads its own slot (not uninstall's).
-    unsafe { sys::qemu_plugin_reset(id, Some(reset_done)) };
+    unsafe { abi::reset(id, Some(reset_done), ptr::null_mut()) };
     Ok(())
 }
 
 /// The plugin's own vCPU-init callback, which [`vcpu_init_chain`] calls.
 static USER_INIT: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
 
-/// The crate's vCPU-init callback: QEMU runs it on each new vCPU's thread before that
-/// vCPU executes guest code. It marks the thread as a vCPU thread (the trampoline does,
-/// see `context`), then runs the plugin's own init callback, if any.
-extern "C" fn vcpu_init_chain(id: PluginId, vcpu: VCPUIndex) {
+qemu_callback!(
+    /// The crate's vCPU-init callback: QEMU runs it on each new vCPU's thread before that
+    /// vCPU executes guest code. It marks the thread as a vCPU thread (the trampoline does,
+    /// see `context`), then runs the plugin's own init callback, if any.
+    vcpu fn vcpu_init_chain[](_ud, vcpu) {
     guard(Hook::VcpuInit, (), || {
         let user = USER_INIT.load(Ordering::Acquire);
         if !user.is_null() {
             // SAFETY: only `qemu_plugin_register_vcpu_init_cb` stores here, and only a
             // function of type `VCPUInitCallback`'s inner fn pointer.
-            let user: unsafe extern "C" fn(PluginId, VCPUIndex) =
-                unsafe { std::mem::transmute(user) };
+            let user: sys::IdVcpuCb = unsafe { std::mem::transmute(user) };
             // SAFETY: the plugin registered `user` for exactly this call.
-            unsafe { user(id, vcpu) };
+            unsafe { user(crate::identity::id(), vcpu) };
         }
         Ok(())
     })
-}
+});
 
 /// Registers the crate's vCPU-init callback for a plugin that has none of its own yet
 /// (called at install, before the plugin's code).
 pub(crate) fn register_vcpu_init_marker(id: PluginId) {
     // SAFETY: `vcpu_init_chain` is a plain function of this object, which stays mapped
     // (`host::pin_module`), with the signature QEMU expects.
-    unsafe { sys::qemu_plugin_register_vcpu_init_cb(id, Some(vcpu_init_chain)) };
+    unsafe { abi::register_vcpu_init(id, Some(vcpu_init_chain), ptr::null_mut()) };
 }
 
 /// Registers `cb` to run on vCPU initialisation, on that vCPU's thread (`None`: no
@@ -115,23 +117,26 @@ pub fn qemu_plugin_register_vcpu_init_cb(id: PluginId, cb: VCPUInitCallback) -> 
 /// Registers `cb` to run when a vCPU exits, on that vCPU's thread.
 /// Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_exit_cb(id: PluginId, cb: VCPUExitCallback) -> Result<()> {
-    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
-    unsafe { sys::qemu_plugin_register_vcpu_exit_cb(id, cb) };
+    let (cb, ud) = id_shaped::vcpu(cb);
+    // SAFETY: `cb` is the plugin's function (or the adapter that calls it with `ud`).
+    unsafe { abi::register_vcpu_exit(id, cb, ud) };
     Ok(())
 }
 
 /// Registers `cb` to run when a vCPU goes idle (system mode). Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_idle_cb(id: PluginId, cb: VCPUIdleCallback) -> Result<()> {
-    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
-    unsafe { sys::qemu_plugin_register_vcpu_idle_cb(id, cb) };
+    let (cb, ud) = id_shaped::vcpu(cb);
+    // SAFETY: as for `qemu_plugin_register_vcpu_exit_cb`.
+    unsafe { abi::register_vcpu_idle(id, cb, ud) };
     Ok(())
 }
 
 /// Registers `cb` to run when a vCPU resumes from idle (system mode).
 /// Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_resume_cb(id: PluginId, cb: VCPUResumeCallback) -> Result<()> {
-    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
-    unsafe { sys::qemu_plugin_register_vcpu_resume_cb(id, cb) };
+    let (cb, ud) = id_shaped::vcpu(cb);
+    // SAFETY: as for `qemu_plugin_register_vcpu_exit_cb`.
+    unsafe { abi::register_vcpu_resume(id, cb, ud) };
     Ok(())
 }
 
@@ -141,8 +146,9 @@ pub fn qemu_plugin_register_vcpu_tb_trans_cb(
     id: PluginId,
     cb: VCPUTranslationBlockTranslationCallback,
 ) -> Result<()> {
-    // SAFETY: as for `qemu_plugin_register_vcpu_init_cb`.
-    unsafe { sys::qemu_plugin_register_vcpu_tb_trans_cb(id, cb) };
+    let (cb, ud) = id_shaped::tb_trans(cb);
+    // SAFETY: as for `qemu_plugin_register_vcpu_exit_cb`.
+    unsafe { abi::register_tb_trans(id, cb, ud) };
     Ok(())
 }
 
@@ -156,9 +162,10 @@ pub fn flush_count() -> u64 {
     FLUSHES.load(Ordering::Relaxed)
 }
 
-/// The flush callback the crate always registers: it frees the closures of the blocks
-/// QEMU just discarded, then runs the user's flush callback, if any.
-pub(crate) extern "C" fn flush_trampoline(id: PluginId) {
+qemu_callback!(
+    /// The flush callback the crate always registers: it frees the closures of the blocks
+    /// QEMU just discarded, then runs the user's flush callback, if any.
+    plain fn flush_trampoline[](_ud) {
     guard(Hook::Flush, (), || {
         // SAFETY: QEMU calls flush callbacks with every vCPU stopped, after discarding
         // every translated block, so no stashed closure can be called again.
@@ -167,19 +174,19 @@ pub(crate) extern "C" fn flush_trampoline(id: PluginId) {
         let user = USER_FLUSH.load(Ordering::Acquire);
         if !user.is_null() {
             // SAFETY: only `qemu_plugin_register_flush_cb` stores here, and only a valid
-            // `unsafe extern "C" fn(PluginId)` cast to a data pointer.
-            let f: unsafe extern "C" fn(PluginId) = unsafe { std::mem::transmute(user) };
+            // `IdPlainCb` cast to a data pointer.
+            let f: sys::IdPlainCb = unsafe { std::mem::transmute(user) };
             // SAFETY: the user registered `f` as a flush callback with this signature.
-            unsafe { f(id) };
+            unsafe { f(crate::identity::id()) };
         }
         Ok(())
     })
-}
+});
 
 /// Registers the crate's flush callback (which frees stashed closures).
 pub(crate) fn register_flush(id: PluginId) {
     // SAFETY: `flush_trampoline` is a plain function of this (pinned) object.
-    unsafe { sys::qemu_plugin_register_flush_cb(id, Some(flush_trampoline)) };
+    unsafe { abi::register_flush(id, Some(flush_trampoline), ptr::null_mut()) };
 }
 
 /// Registers `cb` to run after QEMU flushes its translation cache (all vCPUs stopped).
@@ -192,18 +199,15 @@ pub fn qemu_plugin_register_flush_cb(id: PluginId, cb: FlushCallback) {
     register_flush(id);
 }
 
-extern "C" fn atexit_trampoline<F>(id: PluginId, userdata: *mut c_void)
-where
-    F: FnOnce(PluginId) + Send + 'static,
-{
+qemu_callback!(udata fn atexit_trampoline[F: FnOnce(PluginId) + Send + 'static](ud) {
     guard(Hook::AtExit, (), || {
-        // SAFETY: `userdata` is the `Box<F>` leaked by `qemu_plugin_register_atexit_cb`;
+        // SAFETY: `ud` is the `Box<F>` leaked by `qemu_plugin_register_atexit_cb`;
         // QEMU calls atexit callbacks once, so it is reclaimed once.
-        let cb = unsafe { Box::from_raw(userdata.cast::<F>()) };
-        cb(id);
+        let cb = unsafe { Box::from_raw(ud.ptr().cast::<F>()) };
+        cb(crate::identity::id());
         Ok(())
     })
-}
+});
 
 /// Registers `cb` to run once when QEMU exits. In user mode QEMU has unregistered every
 /// other callback by then. Registering again replaces the earlier closure (which is then
@@ -214,7 +218,7 @@ where
 {
     let userdata = Box::into_raw(Box::new(cb)).cast::<c_void>();
     // SAFETY: `atexit_trampoline::<F>` reclaims exactly this box, once.
-    unsafe { sys::qemu_plugin_register_atexit_cb(id, Some(atexit_trampoline::<F>), userdata) };
+    unsafe { abi::register_atexit(id, Some(atexit_trampoline::<F>), userdata) };
     Ok(())
 }
 
@@ -222,7 +226,7 @@ thread_local! {
     static FOR_EACH: Cell<Option<*mut (dyn FnMut(VCPUIndex) + 'static)>> = const { Cell::new(None) };
 }
 
-extern "C" fn for_each_trampoline(_id: PluginId, vcpu: VCPUIndex) {
+qemu_callback!(vcpu fn for_each_trampoline[](_ud, vcpu) {
     guard(Hook::ForEach, (), || {
         if let Some(f) = FOR_EACH.with(Cell::get) {
             // SAFETY: `qemu_plugin_vcpu_for_each` set this pointer to a closure that lives
@@ -232,7 +236,7 @@ extern "C" fn for_each_trampoline(_id: PluginId, vcpu: VCPUIndex) {
         }
         Ok(())
     })
-}
+});
 
 /// Calls `cb` for each live vCPU, synchronously. Needs: any QEMU with plugins.
 pub fn qemu_plugin_vcpu_for_each(id: PluginId, mut cb: impl FnMut(VCPUIndex)) {
@@ -242,7 +246,7 @@ pub fn qemu_plugin_vcpu_for_each(id: PluginId, mut cb: impl FnMut(VCPUIndex)) {
     let ptr: *mut (dyn FnMut(VCPUIndex) + 'static) = unsafe { std::mem::transmute(dyn_ref) };
     let previous = FOR_EACH.with(|c| c.replace(Some(ptr)));
     // SAFETY: QEMU iterates its vCPU table and calls the trampoline synchronously.
-    unsafe { sys::qemu_plugin_vcpu_for_each(id, Some(for_each_trampoline)) };
+    unsafe { abi::vcpu_for_each(id, Some(for_each_trampoline), ptr::null_mut()) };
     FOR_EACH.with(|c| c.set(previous));
 }
 

@@ -44,8 +44,8 @@ impl RegisterDescriptor<'_> {
         let buf = ByteArray::new();
         // SAFETY: `buf` is a real glib array QEMU may resize; the handle is an opaque
         // register number QEMU gave us (it is never dereferenced as memory).
-        let n = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
-        if n < 0 {
+        let r = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
+        if !sys::register_access_ok(r, false) {
             return Err(Error::RegisterReadError {
                 name: self.name.clone(),
             });
@@ -55,14 +55,13 @@ impl RegisterDescriptor<'_> {
 
     /// Writes the register (target byte order). `data` is only read; it is `&mut` because
     /// that is 10.1.0-v2's signature. Needs: QEMU 10.1 (plugin API v5).
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     pub fn write(&self, data: &mut [u8]) -> Result<()> {
         require_vcpu_thread("qemu_plugin_write_register")?;
         let buf = ByteArray::from_slice(data)?;
         // SAFETY: as in `read`; QEMU only reads `buf`.
-        let n = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
-        // QEMU returns -1 when refused and the bytes written (0 on failure) otherwise.
-        if n <= 0 {
+        let r = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
+        if !sys::register_access_ok(r, true) {
             return Err(Error::RegisterWriteError {
                 name: self.name.clone(),
             });

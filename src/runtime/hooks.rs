@@ -13,19 +13,21 @@ use crate::callbacks::lifecycle::register_flush;
 use crate::callbacks::trampoline::{Hook, guard};
 use crate::error::Result;
 use crate::handles::tb::TranslationBlock;
-use crate::{PluginId, VCPUIndex, sys};
+use crate::sys::callback_abi::{self as abi, Userdata, qemu_callback};
+use crate::{PluginId, VCPUIndex};
 
 /// Runs a lifecycle or syscall hook on vCPU `index`'s shard (creating it if needed),
 /// unless atexit has closed the slot.
 fn on_hook<P: PerVcpu>(
     hook: Hook,
+    ud: Userdata,
     index: VCPUIndex,
     f: impl FnOnce(&'static Runtime<P>, &mut Vcpu<P>) -> Result<()>,
 ) {
     guard(hook, (), || {
         // A syscall may be its thread's last (`exit`): an uninstall asked for there
         // would be lost with its vCPU. Every other hook's vCPU runs on.
-        let rt = Runtime::<P>::get()?;
+        let rt = Runtime::<P>::from_userdata(ud)?;
         process::settle_fork(rt);
         if failure::stopped(hook != Hook::Syscall) {
             return Ok(());
@@ -45,17 +47,17 @@ fn on_hook<P: PerVcpu>(
     })
 }
 
-extern "C" fn vcpu_init<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
-    on_hook::<P>(Hook::VcpuInit, index, |_, _| Ok(()))
-}
+qemu_callback!(vcpu fn vcpu_init[P: PerVcpu](ud, index) {
+    on_hook::<P>(Hook::VcpuInit, ud, index, |_, _| Ok(()))
+});
 
-extern "C" fn vcpu_exit<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
-    failure::in_exit_hook(|| vcpu_exit_guarded::<P>(index))
-}
+qemu_callback!(vcpu fn vcpu_exit[P: PerVcpu](ud, index) {
+    failure::in_exit_hook(|| vcpu_exit_guarded::<P>(ud, index))
+});
 
-fn vcpu_exit_guarded<P: PerVcpu>(index: VCPUIndex) {
+fn vcpu_exit_guarded<P: PerVcpu>(ud: Userdata, index: VCPUIndex) {
     guard(Hook::VcpuExit, (), || {
-        let rt = Runtime::<P>::get()?;
+        let rt = Runtime::<P>::from_userdata(ud)?;
         process::settle_fork(rt);
         let slot = rt.shards.get(index as usize);
         let Some(entered) = slot.enter() else {
@@ -76,68 +78,46 @@ fn vcpu_exit_guarded<P: PerVcpu>(index: VCPUIndex) {
     })
 }
 
-extern "C" fn vcpu_idle<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
-    on_hook::<P>(Hook::VcpuIdle, index, |rt, v| rt.plugin.idle(v))
-}
+qemu_callback!(vcpu fn vcpu_idle[P: PerVcpu](ud, index) {
+    on_hook::<P>(Hook::VcpuIdle, ud, index, |rt, v| rt.plugin.idle(v))
+});
 
-extern "C" fn vcpu_resume<P: PerVcpu>(_id: PluginId, index: VCPUIndex) {
-    on_hook::<P>(Hook::VcpuResume, index, |rt, v| rt.plugin.resume(v))
-}
+qemu_callback!(vcpu fn vcpu_resume[P: PerVcpu](ud, index) {
+    on_hook::<P>(Hook::VcpuResume, ud, index, |rt, v| rt.plugin.resume(v))
+});
 
-#[allow(clippy::too_many_arguments)]
-extern "C" fn syscall<P: PerVcpu>(
-    _id: PluginId,
-    index: VCPUIndex,
-    num: i64,
-    a1: u64,
-    a2: u64,
-    a3: u64,
-    a4: u64,
-    a5: u64,
-    a6: u64,
-    a7: u64,
-    a8: u64,
-) {
-    let call = Syscall {
-        num,
-        args: [a1, a2, a3, a4, a5, a6, a7, a8],
-    };
-    on_hook::<P>(Hook::Syscall, index, |rt, v| rt.plugin.syscall(v, &call));
+qemu_callback!(syscall fn syscall[P: PerVcpu](ud, index, num, args) {
+    let call = Syscall { num, args };
+    on_hook::<P>(Hook::Syscall, ud, index, |rt, v| rt.plugin.syscall(v, &call));
     guard(Hook::Execve, (), || {
         if failure::stopped(false) {
             return Ok(());
         }
-        process::before_syscall(Runtime::<P>::get()?, index, num, &call.args)
+        process::before_syscall(Runtime::<P>::from_userdata(ud)?, index, num, &call.args)
     })
-}
+});
 
-extern "C" fn syscall_ret<P: PerVcpu>(_id: PluginId, index: VCPUIndex, num: i64, ret: i64) {
+qemu_callback!(syscall_ret fn syscall_ret[P: PerVcpu](ud, index, num, ret) {
     let r = SyscallReturn { num, ret };
-    on_hook::<P>(Hook::SyscallReturn, index, |rt, v| {
+    on_hook::<P>(Hook::SyscallReturn, ud, index, |rt, v| {
         rt.plugin.syscall_return(v, &r)
     })
-}
+});
 
-extern "C" fn discon<P: PerVcpu>(
-    _id: PluginId,
-    index: VCPUIndex,
-    kind: sys::qemu_plugin_discon_type,
-    from_pc: u64,
-    to_pc: u64,
-) {
+qemu_callback!(discon fn discon[P: PerVcpu](ud, index, kind, from_pc, to_pc) {
     let d = Discontinuity {
         kind: kind.into(),
         from_pc,
         to_pc,
     };
-    on_hook::<P>(Hook::Discontinuity, index, |rt, v| {
+    on_hook::<P>(Hook::Discontinuity, ud, index, |rt, v| {
         rt.plugin.discontinuity(v, &d)
     })
-}
+});
 
-extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) {
+qemu_callback!(tb_trans fn tb_trans[P: PerVcpu](ud, tb) {
     guard(Hook::Translate, (), || {
-        let rt = Runtime::<P>::get()?;
+        let rt = Runtime::<P>::from_userdata(ud)?;
         process::settle_fork(rt);
         if failure::stopped(true) {
             return Ok(());
@@ -152,36 +132,45 @@ extern "C" fn tb_trans<P: PerVcpu>(_id: PluginId, tb: *mut sys::qemu_plugin_tb) 
         let mut translation = Translation::new(tb, rt, &mut scratch);
         rt.plugin.translate(&mut translation)
     })
-}
+});
 
-extern "C" fn atexit<P: PerVcpu>(_id: PluginId, _userdata: *mut c_void) {
+qemu_callback!(udata fn atexit[P: PerVcpu](ud) {
     guard(Hook::AtExit, (), || {
-        let rt = Runtime::<P>::get()?;
+        let rt = Runtime::<P>::from_userdata(ud)?;
         process::settle_fork(rt);
         if failure::stopped(false) {
             return Ok(());
         }
         report::at_exit(rt)
     })
-}
+});
 
-/// Registers every hook of the runtime of `P` with QEMU.
-pub(crate) fn register<P: PerVcpu>(id: PluginId) -> Result<()> {
+/// Registers every hook of the runtime `rt` with QEMU. Under API 7 each hook gets `rt` as
+/// its userdata, so no hook looks the runtime up; before, they find it with
+/// `Runtime::get` (one atomic load).
+pub(crate) fn register<P: PerVcpu>(id: PluginId, rt: &'static Runtime<P>) -> Result<()> {
+    let ud = (rt as *const Runtime<P>).cast_mut().cast::<c_void>();
     if !P::DISCONTINUITIES.is_empty() {
-        crate::qemu_plugin_register_vcpu_discon_cb(id, P::DISCONTINUITIES, Some(discon::<P>))?;
+        crate::callbacks::discon::register_api_shaped(
+            id,
+            P::DISCONTINUITIES,
+            Some(discon::<P>),
+            ud,
+        )?;
     }
     // SAFETY: each hook below is a plain function of this object, which stays mapped
-    // (`host::pin_module`), with exactly the C signature QEMU expects for its event;
-    // the runtime is published before the install calls this, so before any hook runs.
+    // (`host::pin_module`), defined by `qemu_callback!` with the C parameters of its
+    // event under the selected API; `ud` is the leaked, never-freed runtime, published
+    // before the install calls this, so before any hook runs.
     unsafe {
-        sys::qemu_plugin_register_vcpu_init_cb(id, Some(vcpu_init::<P>));
-        sys::qemu_plugin_register_vcpu_exit_cb(id, Some(vcpu_exit::<P>));
-        sys::qemu_plugin_register_vcpu_idle_cb(id, Some(vcpu_idle::<P>));
-        sys::qemu_plugin_register_vcpu_resume_cb(id, Some(vcpu_resume::<P>));
-        sys::qemu_plugin_register_vcpu_tb_trans_cb(id, Some(tb_trans::<P>));
-        sys::qemu_plugin_register_vcpu_syscall_cb(id, Some(syscall::<P>));
-        sys::qemu_plugin_register_vcpu_syscall_ret_cb(id, Some(syscall_ret::<P>));
-        sys::qemu_plugin_register_atexit_cb(id, Some(atexit::<P>), std::ptr::null_mut());
+        abi::register_vcpu_init(id, Some(vcpu_init::<P>), ud);
+        abi::register_vcpu_exit(id, Some(vcpu_exit::<P>), ud);
+        abi::register_vcpu_idle(id, Some(vcpu_idle::<P>), ud);
+        abi::register_vcpu_resume(id, Some(vcpu_resume::<P>), ud);
+        abi::register_tb_trans(id, Some(tb_trans::<P>), ud);
+        abi::register_syscall(id, Some(syscall::<P>), ud);
+        abi::register_syscall_ret(id, Some(syscall_ret::<P>), ud);
+        abi::register_atexit(id, Some(atexit::<P>), ud);
     }
     register_flush(id);
     Ok(())

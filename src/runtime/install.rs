@@ -29,7 +29,7 @@ pub fn install<P: PerVcpu>(id: PluginId, args: &Args, info: &Info) -> Result<()>
         [-1, -1]
     };
     let rt = Runtime::publish(plugin, config, id, exec_syscalls);
-    hooks::register::<P>(id)?;
+    hooks::register::<P>(id, rt)?;
     process::arm();
     rt.plugin.started(Handle::new(rt))
 }

@@ -17,6 +17,7 @@ use super::translate::Scratch;
 use super::vcpu::Vcpu;
 use crate::error::Failure;
 use crate::error::{Error, Result};
+use crate::sys::callback_abi::Userdata;
 use crate::{PluginId, VCPUIndex};
 
 pub(crate) struct Runtime<P: PerVcpu> {
@@ -96,6 +97,19 @@ impl<P: PerVcpu> Runtime<P> {
         // its install registers any hook, and every hook that calls `get::<P>` was
         // registered by that install (one plugin per shared object; the mock host
         // re-registers everything on each install). So `p` is a live `Runtime<P>`.
+        Ok(unsafe { &*p.cast::<Self>() })
+    }
+
+    /// The runtime a hook was registered with: its userdata under API 7 (no lookup),
+    /// the installed runtime before (QEMU passes no userdata there).
+    #[inline(always)]
+    pub(crate) fn from_userdata(ud: Userdata) -> Result<&'static Self> {
+        let p = ud.ptr();
+        if p.is_null() {
+            return Self::get();
+        }
+        // SAFETY: a non-null userdata reaches a runtime hook only from `hooks::register`,
+        // which passes the leaked, never-freed `Runtime<P>` of the same `P` as the hook.
         Ok(unsafe { &*p.cast::<Self>() })
     }
 

@@ -5,17 +5,16 @@ use std::ffi::{CStr, c_char, c_int, c_uint, c_void};
 use std::ptr;
 
 use super::guard;
-use crate::registry::{self, Callbacks, qemu_plugin_vcpu_discon_cb_t};
+use crate::callback_call::Registered;
+use crate::registry::{self, Callbacks};
 use crate::sys::{
-    qemu_plugin_id_t, qemu_plugin_simple_cb_t, qemu_plugin_udata_cb_t,
-    qemu_plugin_vcpu_simple_cb_t, qemu_plugin_vcpu_syscall_cb_t, qemu_plugin_vcpu_syscall_ret_cb_t,
-    qemu_plugin_vcpu_tb_trans_cb_t,
+    DisconCb, PlainCb, SyscallCb, SyscallRetCb, TbTransCb, UdataCb, VcpuCb, qemu_plugin_id_t,
 };
 use crate::{ctx, exclusive, glib, hostinfo, memory, scoreboard, translate, vcpu};
 
 /// `plugin_reset_uninstall`: asynchronous; with every vCPU stopped, flush TBs,
-/// unregister all callbacks, (uninstall: forget the plugin), then call `cb(id)`.
-fn reset_uninstall(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t, reset: bool) {
+/// unregister all callbacks, (uninstall: forget the plugin), then call the completion.
+fn reset_uninstall(id: qemu_plugin_id_t, cb: Option<Registered<PlainCb>>, reset: bool) {
     if ctx::installing() && !reset {
         hostinfo::violation(format!(
             "qemu_plugin_uninstall({id:#x}) called from install: QEMU aborts"
@@ -44,8 +43,8 @@ fn reset_uninstall(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t, reset: boo
         }
         if let Some(f) = cb {
             // SAFETY:
-            // - plugin's completion callback, called once with its id as QEMU does.
-            unsafe { f(id) };
+            // - plugin's completion callback, called once, as QEMU does.
+            unsafe { f.plain(id) };
         }
     }));
     // A vCPU runs the work at its next safe point, an exclusive holder when it ends
@@ -55,127 +54,90 @@ fn reset_uninstall(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t, reset: boo
     }
 }
 
-/// `qemu_plugin_uninstall`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_uninstall(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t) {
-    guard("qemu_plugin_uninstall", (), || {
-        reset_uninstall(id, cb, false)
-    })
-}
-
-/// `qemu_plugin_reset`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_reset(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t) {
-    guard("qemu_plugin_reset", (), || reset_uninstall(id, cb, true))
-}
-
 fn register(name: &'static str, id: qemu_plugin_id_t, f: impl FnOnce(&mut Callbacks)) {
     guard(name, (), || {
         registry::update(id, f);
     })
 }
 
-/// `qemu_plugin_register_vcpu_init_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_init_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_simple_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_init_cb", id, |c| {
-        c.vcpu_init = cb
-    })
+/// Defines QEMU's C functions that take the plugin id, a callback and (from API 7) its
+/// userdata, with the selected API's parameters; `$body` sees `id` and
+/// `cb: Option<Registered<_>>`.
+macro_rules! with_userdata {
+    ($(#[$m:meta])* fn $name:ident($id:ident, $cb:ident: $shape:ty) $body:block) => {
+        $(#[$m])*
+        #[cfg(not(since_api_7))]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name($id: qemu_plugin_id_t, cb: Option<$shape>) {
+            let $cb = Registered::new(cb, ptr::null_mut());
+            $body
+        }
+        $(#[$m])*
+        #[cfg(since_api_7)]
+        #[unsafe(no_mangle)]
+        pub extern "C" fn $name($id: qemu_plugin_id_t, cb: Option<$shape>, userdata: *mut c_void) {
+            let $cb = Registered::new(cb, userdata);
+            $body
+        }
+    };
 }
 
-/// `qemu_plugin_register_vcpu_exit_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_exit_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_simple_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_exit_cb", id, |c| {
-        c.vcpu_exit = cb
-    })
+with_userdata! {
+    /// `qemu_plugin_uninstall`.
+    fn qemu_plugin_uninstall(id, cb: PlainCb) {
+        guard("qemu_plugin_uninstall", (), || reset_uninstall(id, cb, false))
+    }
 }
 
-/// `qemu_plugin_register_vcpu_idle_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_idle_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_simple_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_idle_cb", id, |c| c.idle = cb)
+with_userdata! {
+    /// `qemu_plugin_reset`.
+    fn qemu_plugin_reset(id, cb: PlainCb) {
+        guard("qemu_plugin_reset", (), || reset_uninstall(id, cb, true))
+    }
 }
 
-/// `qemu_plugin_register_vcpu_resume_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_resume_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_simple_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_resume_cb", id, |c| c.resume = cb)
+/// One registration function per event: `name => slot: shape`.
+macro_rules! registrations {
+    ($($name:ident => $slot:ident: $shape:ty;)*) => {$(
+        with_userdata! {
+            #[doc = concat!("`", stringify!($name), "`.")]
+            fn $name(id, cb: $shape) {
+                register(stringify!($name), id, |c| c.$slot = cb)
+            }
+        }
+    )*};
 }
 
-/// `qemu_plugin_register_vcpu_tb_trans_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_tb_trans_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_tb_trans_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_tb_trans_cb", id, |c| {
-        c.tb_trans = cb
-    })
+registrations! {
+    qemu_plugin_register_vcpu_init_cb => vcpu_init: VcpuCb;
+    qemu_plugin_register_vcpu_exit_cb => vcpu_exit: VcpuCb;
+    qemu_plugin_register_vcpu_idle_cb => idle: VcpuCb;
+    qemu_plugin_register_vcpu_resume_cb => resume: VcpuCb;
+    qemu_plugin_register_vcpu_tb_trans_cb => tb_trans: TbTransCb;
+    qemu_plugin_register_vcpu_syscall_cb => syscall: SyscallCb;
+    qemu_plugin_register_vcpu_syscall_ret_cb => syscall_ret: SyscallRetCb;
+    qemu_plugin_register_flush_cb => flush: PlainCb;
 }
 
-/// `qemu_plugin_register_vcpu_syscall_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_syscall_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_syscall_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_syscall_cb", id, |c| {
-        c.syscall = cb
-    })
+#[cfg(since_api_6)]
+registrations! {
+    qemu_plugin_register_vcpu_syscall_filter_cb => syscall_filter: crate::sys::SyscallFilterCb;
 }
 
-/// `qemu_plugin_register_vcpu_syscall_ret_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_syscall_ret_cb(
-    id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_syscall_ret_cb_t,
-) {
-    register("qemu_plugin_register_vcpu_syscall_ret_cb", id, |c| {
-        c.syscall_ret = cb
-    })
-}
-
-/// `qemu_plugin_register_flush_cb`.
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_flush_cb(id: qemu_plugin_id_t, cb: qemu_plugin_simple_cb_t) {
-    register("qemu_plugin_register_flush_cb", id, |c| c.flush = cb)
-}
-
-/// `qemu_plugin_register_atexit_cb`.
+/// `qemu_plugin_register_atexit_cb` (a userdata under every API).
 #[unsafe(no_mangle)]
 pub extern "C" fn qemu_plugin_register_atexit_cb(
     id: qemu_plugin_id_t,
-    cb: qemu_plugin_udata_cb_t,
+    cb: Option<UdataCb>,
     userdata: *mut c_void,
 ) {
     register("qemu_plugin_register_atexit_cb", id, |c| {
-        c.atexit = cb;
-        c.atexit_udata = userdata as usize;
+        c.atexit = Registered::new(cb, userdata);
     })
 }
 
-/// `qemu_plugin_register_vcpu_discon_cb` (QEMU 10.2): registers `cb` for every
-/// discontinuity kind whose bit is set in `type_` (interrupt 1, exception 2,
-/// host call 4; -1 for all).
-#[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_register_vcpu_discon_cb(
-    id: qemu_plugin_id_t,
-    type_: c_int,
-    cb: qemu_plugin_vcpu_discon_cb_t,
-) {
+/// Records `cb` for every discontinuity kind whose bit is set in `type_`.
+fn register_discon(id: qemu_plugin_id_t, type_: c_int, cb: Option<Registered<DisconCb>>) {
     register("qemu_plugin_register_vcpu_discon_cb", id, |c| {
         for (bit, slot) in c.discon.iter_mut().enumerate() {
             if type_ & (1 << bit) != 0 {
@@ -185,33 +147,57 @@ pub extern "C" fn qemu_plugin_register_vcpu_discon_cb(
     })
 }
 
-/// `qemu_plugin_vcpu_for_each`: calls `cb` for every initialised vCPU, on the caller's thread.
+/// `qemu_plugin_register_vcpu_discon_cb` (QEMU 10.2): registers `cb` for every
+/// discontinuity kind whose bit is set in `type_` (interrupt 1, exception 2,
+/// host call 4; -1 for all).
+#[cfg(not(since_api_7))]
 #[unsafe(no_mangle)]
-pub extern "C" fn qemu_plugin_vcpu_for_each(
+pub extern "C" fn qemu_plugin_register_vcpu_discon_cb(
     id: qemu_plugin_id_t,
-    cb: qemu_plugin_vcpu_simple_cb_t,
+    type_: c_int,
+    cb: Option<DisconCb>,
 ) {
-    guard("qemu_plugin_vcpu_for_each", (), || {
-        let Some(f) = cb else { return };
-        if registry::with_ctx(id, |_| ()).is_none() {
-            hostinfo::violation(format!(
-                "qemu_plugin_vcpu_for_each({id:#x}): not an installed plugin: QEMU aborts"
-            ));
-            return;
-        }
-        // QEMU holds plugin.lock while it calls back.
-        let _plugin_lock = crate::plugin_lock::lock();
-        let ready: Vec<c_uint> = vcpu::live_snapshot()
-            .iter()
-            .filter(|v| v.is_initialised())
-            .map(|v| v.index)
-            .collect();
-        for i in ready {
-            // SAFETY:
-            // - plugin callback with QEMU's signature.
-            unsafe { f(id, i) };
-        }
-    })
+    register_discon(id, type_, Registered::new(cb, ptr::null_mut()))
+}
+
+/// `qemu_plugin_register_vcpu_discon_cb`, API 7: with userdata.
+#[cfg(since_api_7)]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_register_vcpu_discon_cb(
+    id: qemu_plugin_id_t,
+    type_: c_int,
+    cb: Option<DisconCb>,
+    userdata: *mut c_void,
+) {
+    register_discon(id, type_, Registered::new(cb, userdata))
+}
+
+with_userdata! {
+    /// `qemu_plugin_vcpu_for_each`: calls `cb` for every initialised vCPU, on the
+    /// caller's thread.
+    fn qemu_plugin_vcpu_for_each(id, cb: VcpuCb) {
+        guard("qemu_plugin_vcpu_for_each", (), || {
+            let Some(f) = cb else { return };
+            if registry::with_ctx(id, |_| ()).is_none() {
+                hostinfo::violation(format!(
+                    "qemu_plugin_vcpu_for_each({id:#x}): not an installed plugin: QEMU aborts"
+                ));
+                return;
+            }
+            // QEMU holds plugin.lock while it calls back.
+            let _plugin_lock = crate::plugin_lock::lock();
+            let ready: Vec<c_uint> = vcpu::live_snapshot()
+                .iter()
+                .filter(|v| v.is_initialised())
+                .map(|v| v.index)
+                .collect();
+            for i in ready {
+                // SAFETY:
+                // - plugin callback for this event, on the caller's thread as QEMU does.
+                unsafe { f.vcpu(id, i) };
+            }
+        })
+    }
 }
 
 /// `qemu_plugin_num_vcpus`: highest initialised vCPU index + 1.

@@ -163,7 +163,7 @@ pub unsafe extern "C" fn qemu_plugin_read_memory_vaddr(
     })
 }
 
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 fn bytes_of(data: *const GByteArray) -> Option<Vec<u8>> {
     if data.is_null() {
         return None;
@@ -182,7 +182,7 @@ fn bytes_of(data: *const GByteArray) -> Option<Vec<u8>> {
 ///
 /// # Safety
 /// `data` is null or a `GByteArray` from `g_byte_array_new`.
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qemu_plugin_write_memory_vaddr(addr: u64, data: *mut GByteArray) -> bool {
     guard("qemu_plugin_write_memory_vaddr", false, || {
@@ -194,14 +194,14 @@ pub unsafe extern "C" fn qemu_plugin_write_memory_vaddr(addr: u64, data: *mut GB
     })
 }
 
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 use crate::sys::qemu_plugin_hwaddr_operation_result as HwResult;
 
 /// `qemu_plugin_read_memory_hwaddr` (system mode only, like `CONFIG_SOFTMMU`).
 ///
 /// # Safety
 /// `data` is null or a `GByteArray` from `g_byte_array_new`.
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qemu_plugin_read_memory_hwaddr(
     addr: u64,
@@ -228,7 +228,7 @@ pub unsafe extern "C" fn qemu_plugin_read_memory_hwaddr(
 ///
 /// # Safety
 /// `data` is null or a `GByteArray` from `g_byte_array_new`.
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qemu_plugin_write_memory_hwaddr(
     addr: u64,
@@ -258,7 +258,7 @@ pub unsafe extern "C" fn qemu_plugin_write_memory_hwaddr(
 ///
 /// # Safety
 /// `hwaddr` is null or writable.
-#[cfg(feature = "plugin-api-v5")]
+#[cfg(since_api_5)]
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn qemu_plugin_translate_vaddr(vaddr: u64, hwaddr: *mut u64) -> bool {
     guard("qemu_plugin_translate_vaddr", false, || {

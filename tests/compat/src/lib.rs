@@ -274,13 +274,13 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::RegisterReadError { .. } => "RegisterReadError",
         Error::RegisterWriteError { .. } => "RegisterWriteError",
         Error::VaddrReadError { .. } => "VaddrReadError",
-        #[cfg(feature = "plugin-api-v5")]
+        #[cfg(since_api_5)]
         Error::VaddrWriteError { .. } => "VaddrWriteError",
-        #[cfg(feature = "plugin-api-v5")]
+        #[cfg(since_api_5)]
         Error::HwaddrReadError { .. } => "HwaddrReadError",
-        #[cfg(feature = "plugin-api-v5")]
+        #[cfg(since_api_5)]
         Error::HwaddrWriteError { .. } => "HwaddrWriteError",
-        #[cfg(feature = "plugin-api-v5")]
+        #[cfg(since_api_5)]
         Error::VaddrTranslateError { .. } => "VaddrTranslateError",
         Error::PluginInstanceSetError => "PluginInstanceSetError",
         Error::StdUtf8Error(_) => "StdUtf8Error",
@@ -326,7 +326,7 @@ pub fn error_kind(e: &Error) -> &'static str {
 /// Function items named with 10.1.0-v2's exact types, as its users may (fn pointers).
 pub fn signatures() {
     let _read: fn(u64, &mut [u8]) -> Result<()> = qemu_plugin::qemu_plugin_read_memory_vaddr;
-    #[cfg(feature = "plugin-api-v5")]
+    #[cfg(since_api_5)]
     {
         let _write: fn(u64, &mut [u8]) -> Result<()> =
             qemu_plugin::memory::qemu_plugin_write_memory_vaddr;

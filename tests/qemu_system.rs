@@ -7,16 +7,6 @@ mod common;
 
 use common::*;
 
-/// Iterations of the shell loop the guest's init runs on every CPU (see
-/// scripts/provision-qemu.sh); every iteration is many instructions.
-const GUEST_LOOP_ITERS: u64 = 30_000;
-
-fn assert_booted(r: &Run) {
-    r.assert_success();
-    assert!(r.stdout.contains("guest: 4 cpus"), "{}", r.describe());
-    assert!(r.stdout.contains(GUEST_DONE), "{}", r.describe());
-}
-
 #[test]
 fn system_icount_check_on_four_vcpus() {
     let r = run_system(
@@ -26,93 +16,13 @@ fn system_icount_check_on_four_vcpus() {
             &["check=on", "events=on"],
         )],
     );
-    assert_booted(&r);
-    // vcpu_init created a shard for each of the 4 vCPUs, and the idle loop of a booting
-    // Linux sends idle and resume events (QEMU's idle hook fires when a vCPU halts).
-    let events = r
-        .log
-        .lines()
-        .find_map(|l| l.strip_prefix("icount: vcpus "))
-        .unwrap_or_else(|| panic!("no `icount: vcpus` line\n{}", r.describe()));
-    let field = |name: &str| -> u64 {
-        events
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')?.parse().ok())
-            .unwrap_or_else(|| panic!("no {name}= in `{events}`"))
-    };
-    assert_eq!(field("init"), 4, "{events}");
-    assert!(field("idle") > 0 && field("resume") > 0, "{events}");
-    let mismatches = icount_mismatches(&r.log);
-    assert!(mismatches.is_empty(), "{mismatches:?}\n{}", r.describe());
-    let counts = parse_insn(&r.log);
-    eprintln!(
-        "system icount: total {} per cpu {:?} ({:.2?})",
-        counts.total, counts.per_cpu, r.elapsed
-    );
-    assert_eq!(
-        counts.per_cpu.keys().copied().collect::<Vec<_>>(),
-        [0, 1, 2, 3],
-        "{}",
-        r.describe()
-    );
-    assert_eq!(counts.total, counts.per_cpu.values().sum::<u64>());
-    // The long run of docs/reliability.md: a boot and the guest's loops execute billions
-    // of instructions, every one through the exec callback path (and counted inline too,
-    // with no mismatch above).
-    assert!(
-        counts.total >= 1_000_000_000,
-        "only {} instructions: the long run needs at least 10^9\n{}",
-        counts.total,
-        r.describe()
-    );
-    for (cpu, n) in &counts.per_cpu {
-        assert!(
-            *n > GUEST_LOOP_ITERS,
-            "vCPU {cpu} counted only {n} instructions but ran a {GUEST_LOOP_ITERS}-iteration loop"
-        );
-    }
-}
-
-/// Lines of the form `<hex vaddr> <disassembly>`, as `tiny` prints them.
-fn disassembly_lines(log: &str) -> Vec<(u64, &str)> {
-    log.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let (addr, rest) = l.split_once(|c: char| c.is_whitespace() || c == ':')?;
-            let addr = addr.strip_prefix("0x").unwrap_or(addr);
-            let vaddr = u64::from_str_radix(addr, 16).ok()?;
-            let rest = rest.trim_start_matches(':').trim();
-            (!rest.is_empty()).then_some((vaddr, rest))
-        })
-        .collect()
+    assert_system_icount(&r);
 }
 
 #[test]
 fn system_tiny_runs() {
     let r = run_system("system-tiny", &[Plugin::new(example(Api::V4, "tiny"), &[])]);
-    assert_booted(&r);
-    let lines = disassembly_lines(&r.log);
-    eprintln!(
-        "system tiny: {} disassembly lines, first {:?} ({:.2?})",
-        lines.len(),
-        lines.first(),
-        r.elapsed
-    );
-    // Booting Linux translates far more than 10,000 instructions, kernel and user.
-    assert!(lines.len() > 10_000, "{}", r.describe());
-    assert!(
-        lines.iter().any(|(_, d)| d.starts_with("mov")),
-        "no `mov` in the disassembly:\n{}",
-        r.describe()
-    );
-    assert!(
-        lines.iter().any(|(a, _)| *a >= 0xffff_8000_0000_0000),
-        "no kernel-space vaddr"
-    );
-    assert!(
-        lines.iter().any(|(a, _)| *a < 0x0000_8000_0000_0000),
-        "no user-space (or real-mode) vaddr"
-    );
+    assert_system_tiny(&r);
 }
 
 /// Hole 1 of the second soundness review, in real QEMU: the guest spins on vCPUs 0-2 and
@@ -129,6 +39,7 @@ fn hole1_system_exit_from_a_vcpu_while_the_others_run() {
         &SystemExtras {
             append: &["debugexit"],
             args: &["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"],
+            ..SystemExtras::default()
         },
     );
     // isa-debug-exit: QEMU exits with (value << 1) | 1 for the guest's value 1; no other

@@ -37,6 +37,8 @@ pub struct QemuEnv {
     pub contrib_plugins: PathBuf,
     pub guest_kernel: PathBuf,
     pub guest_initrd: PathBuf,
+    /// qemu-system-x86_64 11.1 (plugin API 7), from Debian sid in a private sysroot.
+    pub qemu_system_11: PathBuf,
 }
 
 fn cache_dir() -> PathBuf {
@@ -93,12 +95,17 @@ fn load_env() -> QemuEnv {
         contrib_plugins: get("QEMU_CONTRIB_PLUGINS", None),
         guest_kernel: get("GUEST_KERNEL", None),
         guest_initrd: get("GUEST_INITRD", None),
+        qemu_system_11: get("QEMU_SYSTEM_11", Some("QEMU_PLUGIN_QEMU_SYSTEM_11")),
     };
     for (what, path) in [
         ("qemu-x86_64 (QEMU_USER)", &env.qemu_user),
         ("qemu-system-x86_64 (QEMU_SYSTEM)", &env.qemu_system),
         ("guest kernel (GUEST_KERNEL)", &env.guest_kernel),
         ("guest initramfs (GUEST_INITRD)", &env.guest_initrd),
+        (
+            "qemu-system-x86_64 11.1 wrapper (QEMU_SYSTEM_11)",
+            &env.qemu_system_11,
+        ),
     ] {
         assert!(
             path.is_file(),
@@ -151,6 +158,19 @@ pub enum Api {
     V5,
     /// `--no-default-features --features plugin-api-v4`, for qemu-system-x86_64 10.0.
     V4,
+    /// `--no-default-features --features plugin-api-v7`, for qemu-system-x86_64 11.1.
+    V7,
+}
+
+impl Api {
+    /// The cargo feature that selects this API.
+    pub fn feature(self) -> &'static str {
+        match self {
+            Api::V4 => "plugin-api-v4",
+            Api::V5 => "plugin-api-v5",
+            Api::V7 => "plugin-api-v7",
+        }
+    }
 }
 
 fn build_examples(api: Api) -> PathBuf {
@@ -158,22 +178,13 @@ fn build_examples(api: Api) -> PathBuf {
     let mut cmd = Command::new(cargo);
     cmd.current_dir(MANIFEST_DIR)
         .args(["build", "--release", "--examples"]);
-    let out_dir = match api {
-        Api::V5 => {
-            // A target dir of its own, so that this build never waits on (or invalidates)
-            // the `cargo test` build that runs it.
-            let t = target_dir().join("api-v5");
-            cmd.arg("--target-dir").arg(&t);
-            t.join("release/examples")
-        }
-        Api::V4 => {
-            let t = target_dir().join("api-v4");
-            cmd.args(["--no-default-features", "--features", "plugin-api-v4"])
-                .arg("--target-dir")
-                .arg(&t);
-            t.join("release/examples")
-        }
-    };
+    // A target dir per API, so that this build never waits on (or invalidates) the
+    // `cargo test` build that runs it, nor another API's.
+    let t = target_dir().join(format!("api-{:?}", api).to_lowercase());
+    cmd.args(["--no-default-features", "--features", api.feature()])
+        .arg("--target-dir")
+        .arg(&t);
+    let out_dir = t.join("release/examples");
     let out = cmd
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo to build the examples: {e}"));
@@ -191,9 +202,11 @@ fn build_examples(api: Api) -> PathBuf {
 pub fn example(api: Api, name: &str) -> PathBuf {
     static V5: OnceLock<PathBuf> = OnceLock::new();
     static V4: OnceLock<PathBuf> = OnceLock::new();
+    static V7: OnceLock<PathBuf> = OnceLock::new();
     let dir = match api {
         Api::V5 => V5.get_or_init(|| build_examples(Api::V5)),
         Api::V4 => V4.get_or_init(|| build_examples(Api::V4)),
+        Api::V7 => V7.get_or_init(|| build_examples(Api::V7)),
     };
     let p = dir.join(format!("lib{name}.so"));
     assert!(
@@ -507,6 +520,8 @@ pub struct SystemExtras<'a> {
     pub append: &'a [&'a str],
     /// Further QEMU arguments.
     pub args: &'a [&'a str],
+    /// The qemu-system binary (default: the environment's `QEMU_SYSTEM`, 10.0).
+    pub qemu: Option<&'a Path>,
 }
 
 /// [`run_system`] with `extras` on the command lines.
@@ -543,7 +558,7 @@ fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -
         append.push_str(word);
     }
     run(label, SYSTEM_TIMEOUT, |log| {
-        let mut cmd = Command::new(&env.qemu_system);
+        let mut cmd = Command::new(extras.qemu.unwrap_or(&env.qemu_system));
         cmd.args(["-M", "q35", "-smp", "4", "-m", "512"])
             .args(["-accel", "tcg,thread=multi"])
             .arg("-kernel")
@@ -912,3 +927,7 @@ pub fn assert_trace_matches_references(
     );
     (summary, bb, files)
 }
+
+mod system_checks;
+#[allow(unused_imports)]
+pub use system_checks::*;

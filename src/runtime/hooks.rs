@@ -4,6 +4,7 @@
 use std::ffi::c_void;
 
 use super::installed::Runtime;
+use super::shard_access::on_entered_shard;
 use super::per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 use super::translate::Translation;
 use super::vcpu::Vcpu;
@@ -32,18 +33,8 @@ fn on_hook<P: PerVcpu>(
         if failure::stopped(hook != Hook::Syscall) {
             return Ok(());
         }
-        let slot = rt.shards.get(index as usize);
-        let Some(entered) = slot.enter() else {
-            return Ok(());
-        };
-        // SAFETY: QEMU runs this hook on vCPU `index`'s thread; we hold the entry guard.
-        let shard = unsafe { slot.shard(&entered) };
-        let vcpu = match shard {
-            Some(vcpu) => vcpu,
-            // SAFETY: as above; the shard reference above is gone.
-            None => unsafe { slot.put(&entered, rt.fresh(index)?) },
-        };
-        f(rt, vcpu)
+        // SAFETY: QEMU runs this hook on vCPU `index`'s thread, for that vCPU.
+        unsafe { on_entered_shard(rt, index, || true, |vcpu| f(rt, vcpu)) }
     })
 }
 

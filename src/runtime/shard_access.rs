@@ -10,6 +10,7 @@ use super::shards::First;
 use super::slot::Slot;
 use super::vcpu::Vcpu;
 use crate::VCPUIndex;
+use crate::error::Result;
 use crate::callbacks::failure;
 use crate::callbacks::trampoline::{Hook, guard};
 
@@ -56,25 +57,47 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
 ) {
     guard(Hook::Exec, (), || {
         let rt = Runtime::of_first(first)?;
-        let slot = rt.shards.get(index as usize);
-        let Some(entered) = slot.enter() else {
-            // QEMU's exit has closed the slot: the event comes after the final report.
-            return Ok(());
-        };
+        // No shard is created after a reported failure: a failing `new_shard` would
+        // otherwise run again at every event until QEMU's uninstall takes effect.
         // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
-        // time, and we hold the slot's entry guard.
-        let shard = unsafe { slot.shard(&entered) };
-        let vcpu = match shard {
-            Some(vcpu) => vcpu,
-            // No shard after a reported failure: a failing `new_shard` would otherwise
-            // run again at every event until QEMU's uninstall takes effect.
-            None if failure::stopped(true) => return Ok(()),
-            // SAFETY: as above; the shard reference above is gone.
-            None => unsafe { slot.put(&entered, rt.fresh(index)?) },
-        };
-        f(vcpu);
-        Ok(())
+        // time.
+        unsafe {
+            on_entered_shard(rt, index, || !failure::stopped(true), |vcpu| {
+                f(vcpu);
+                Ok(())
+            })
+        }
     })
+}
+
+/// Enters vCPU `index`'s slot of `rt` and runs `f` on its shard, creating the shard
+/// first if the vCPU has none and `may_create()` says so. Does nothing once QEMU's exit
+/// has closed the slot (the event comes after the final report). The cold path of exec
+/// callbacks and every lifecycle and syscall hook go through here.
+///
+/// # Safety
+/// The caller runs on vCPU `index`'s thread, in a callback QEMU runs for that vCPU, so
+/// that nothing else on this thread holds the shard.
+pub(crate) unsafe fn on_entered_shard<P: PerVcpu>(
+    rt: &'static Runtime<P>,
+    index: VCPUIndex,
+    may_create: impl FnOnce() -> bool,
+    f: impl FnOnce(&mut Vcpu<P>) -> Result<()>,
+) -> Result<()> {
+    let slot = rt.shards.get(index as usize);
+    let Some(entered) = slot.enter() else {
+        return Ok(());
+    };
+    // SAFETY: the caller's contract (this is vCPU `index`'s thread, in its callback),
+    // and we hold the slot's entry guard.
+    let shard = unsafe { slot.shard(&entered) };
+    let vcpu = match shard {
+        Some(vcpu) => vcpu,
+        None if !may_create() => return Ok(()),
+        // SAFETY: as above; the shard reference above is gone.
+        None => unsafe { slot.put(&entered, rt.fresh(index)?) },
+    };
+    f(vcpu)
 }
 
 /// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it

@@ -4,8 +4,12 @@
 use crate::sys;
 
 /// An owned `GByteArray`, freed (with its data) on drop.
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 pub(crate) struct ByteArray(*mut sys::GByteArray);
 
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 impl ByteArray {
     pub(crate) fn new() -> Self {
         // SAFETY: g_byte_array_new has no preconditions and never returns NULL.

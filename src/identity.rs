@@ -35,6 +35,7 @@ pub(crate) fn set_user_mode(user: bool) {
 }
 
 /// Whether QEMU runs in user mode (linux-user), as it said at install.
+#[cfg_attr(not(since_api_1), allow(dead_code))]
 pub(crate) fn user_mode() -> bool {
     USER_MODE.load(Ordering::Relaxed)
 }
@@ -45,6 +46,8 @@ pub(crate) fn set_uninstalled() {
 }
 
 /// Whether QEMU has removed the plugin, so its id must not be passed to QEMU any more.
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 pub(crate) fn uninstalled() -> bool {
     UNINSTALLED.load(Ordering::Acquire)
 }

@@ -59,14 +59,6 @@
 
 #![cfg_attr(docsrs, feature(doc_cfg))]
 // The API cfgs (`since_api_N`, `qemu_api`) come from the one selected feature: build.rs.
-#[cfg(not(since_api_4))]
-#[cfg(not(any(qemu_api_unselected, qemu_api_conflict)))]
-compile_error!(
-    "features `plugin-api-v0` to `plugin-api-v3` (QEMU 4.2 to 9.1) are declared for \
-     compatibility with qemu-plugin 10.1.0-v2 but not supported yet: use `plugin-api-v4` \
-     (QEMU 9.2 and 10.0), `plugin-api-v5` (QEMU 10.1 and 10.2, the default), `plugin-api-v6` \
-     (QEMU 11.0) or `plugin-api-v7` (QEMU 11.1)"
-);
 #[cfg(qemu_api_conflict)]
 compile_error!(
     "the features `plugin-api-v0` ... `plugin-api-v7` are mutually exclusive: a plugin speaks \
@@ -94,6 +86,7 @@ mod identity;
 pub mod install;
 pub mod plugin;
 pub mod runtime;
+#[cfg(since_api_2)]
 pub mod scoreboard;
 pub mod sys;
 
@@ -108,6 +101,7 @@ pub mod translation_block {
 }
 
 /// The 10.1.0-v2 module path of [`RegisterDescriptor`] (QEMU 9.0, plugin API v2).
+#[cfg(since_api_2)]
 pub mod register {
     pub use crate::handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
 }
@@ -115,6 +109,7 @@ pub mod register {
 /// The 10.1.0-v2 module path of memory accesses, hardware addresses and guest-memory
 /// access.
 pub mod memory {
+    #[cfg(since_api_4)]
     pub use crate::api::guest::qemu_plugin_read_memory_vaddr;
     #[cfg(since_api_5)]
     pub use crate::api::guest::{
@@ -125,8 +120,10 @@ pub mod memory {
     pub use crate::handles::mem::{HwAddr, MemValue, MemoryInfo};
 }
 
+#[cfg_attr(not(since_api_1), allow(unused_imports))]
 pub use api::guest::*;
 pub use api::misc::{qemu_plugin_bool_parse, qemu_plugin_outs};
+#[cfg(since_api_4)]
 pub use api::time::{TimeControl, qemu_plugin_request_time_control, qemu_plugin_update_ns};
 pub use callbacks::discon::{
     DisconCallback, DisconKind, DisconTypes, qemu_plugin_register_vcpu_discon_cb,
@@ -137,6 +134,7 @@ pub use compat::*;
 pub use error::{Error, Failure, HwaddrOperationResult, Result};
 pub use handles::insn::Instruction;
 pub use handles::mem::{HwAddr, MemValue, MemoryInfo};
+#[cfg(since_api_2)]
 pub use handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
 pub use handles::tb::{TranslationBlock, TranslationBlockIterator};
 pub use install::{
@@ -146,10 +144,13 @@ pub use install::{
 #[doc(hidden)]
 pub use plugin::register_plugin;
 pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
+#[cfg(since_api_3)]
+pub use runtime::Condition;
 pub use runtime::{
-    Condition, Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch,
+    Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch,
     Syscall, SyscallReturn, Translation, Vcpu,
 };
+#[cfg(since_api_2)]
 pub use scoreboard::{
     PluginU64, Scoreboard, ScoreboardEntry, qemu_plugin_scoreboard_sum, qemu_plugin_u64_add,
     qemu_plugin_u64_get, qemu_plugin_u64_set,
@@ -164,6 +165,7 @@ pub type CallbackFlags = sys::qemu_plugin_cb_flags;
 /// Which memory accesses a callback wants (`enum qemu_plugin_mem_rw`).
 pub type MemRW = sys::qemu_plugin_mem_rw;
 /// A conditional callback's comparison (`enum qemu_plugin_cond`). Needs: QEMU 9.1.
+#[cfg(since_api_3)]
 pub type PluginCondition = sys::qemu_plugin_cond;
 /// An inline operation (`enum qemu_plugin_op`).
 pub type PluginOp = sys::qemu_plugin_op;

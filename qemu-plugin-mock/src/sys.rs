@@ -10,7 +10,9 @@ pub use qemu_plugin_sys::*;
 mod shapes;
 pub use shapes::*;
 // Named, so that they win over `qemu-plugin-sys`'s items of the same names.
-pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags, qemu_plugin_reg_descriptor};
+pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags};
+#[cfg(since_api_2)]
+pub use shapes::qemu_plugin_reg_descriptor;
 
 /// glib's `gboolean`.
 pub type gboolean = std::ffi::c_int;

@@ -1,15 +1,23 @@
 //! Guest memory (by virtual and physical address), address translation, and the
 //! user-mode program's layout (binary path, code and entry addresses).
 
+// Before API 1 (QEMU 6.0) only what API 0 has is left here.
+#![cfg_attr(not(since_api_1), allow(unused_imports))]
+
 use std::ffi::CStr;
 use std::path::PathBuf;
 
 use crate::callbacks::context::require_vcpu_thread;
+#[cfg(since_api_4)]
 use crate::error::Failure;
-use crate::error::{Error, Result};
+#[cfg(since_api_4)]
+use crate::error::Error;
+use crate::error::Result;
+#[cfg(since_api_4)]
 use crate::glib::ByteArray;
 use crate::sys;
 
+#[cfg(since_api_4)]
 fn len32(len: usize) -> Result<u32> {
     u32::try_from(len).map_err(|_| Error::from(Failure::BufferTooLarge { len }))
 }
@@ -18,6 +26,7 @@ fn len32(len: usize) -> Result<u32> {
 /// on a vCPU thread, inside one of its callbacks; elsewhere [`Failure::NotOnVcpuThread`]
 /// (QEMU itself would abort), as for every function here that acts for "the current
 /// vCPU". Needs: QEMU 9.2 (plugin API v4).
+#[cfg(since_api_4)]
 pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_read_memory_vaddr")?;
     let len = len32(buf.len())?;
@@ -123,6 +132,7 @@ pub fn qemu_plugin_translate_vaddr(vaddr: u64) -> Result<u64> {
 /// Whether a user-mode program-layout query may reach QEMU here: linux-user answers it
 /// from the calling vCPU's task state (`get_task_state(current_cpu)`), which is a NULL
 /// dereference off a vCPU thread (at install, or on a thread of the plugin's own).
+#[cfg(since_api_1)]
 fn layout_query_allowed(api: &'static str) -> Result<()> {
     if crate::identity::user_mode() {
         require_vcpu_thread(api)
@@ -134,6 +144,7 @@ fn layout_query_allowed(api: &'static str) -> Result<()> {
 /// The path of the guest binary (user mode), `None` in system mode. In user mode only on
 /// a vCPU thread (in one of its callbacks): elsewhere [`Failure::NotOnVcpuThread`], where
 /// QEMU itself would crash. Needs: QEMU 6.0 (plugin API v1).
+#[cfg(since_api_1)]
 pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
     layout_query_allowed("qemu_plugin_path_to_binary")?;
     // SAFETY: QEMU returns a g_malloc'd string we own, or NULL.
@@ -148,6 +159,7 @@ pub fn qemu_plugin_path_to_binary() -> Result<Option<PathBuf>> {
     Ok(Some(PathBuf::from(s)))
 }
 
+#[cfg(since_api_1)]
 macro_rules! layout_fn {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
@@ -163,14 +175,17 @@ macro_rules! layout_fn {
     };
 }
 
+#[cfg(since_api_1)]
 layout_fn!(
     /// Start of the guest binary's text segment (user mode).
     qemu_plugin_start_code
 );
+#[cfg(since_api_1)]
 layout_fn!(
     /// End of the guest binary's text segment (user mode).
     qemu_plugin_end_code
 );
+#[cfg(since_api_1)]
 layout_fn!(
     /// The guest binary's entry point (user mode).
     qemu_plugin_entry_code

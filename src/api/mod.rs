@@ -4,6 +4,7 @@
 
 pub mod guest;
 pub mod misc;
+#[cfg(since_api_4)]
 pub mod time;
 
 #[cfg(test)]

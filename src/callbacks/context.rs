@@ -32,6 +32,8 @@ use crate::sys::callback_abi::{self as abi, qemu_callback};
 use std::ptr;
 
 /// A type-erased `FnMut()`: a caller and the closure's address.
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 type Pending = (unsafe fn(*mut c_void), *mut c_void);
 
 thread_local! {
@@ -124,6 +126,7 @@ pub(crate) fn on_vcpu_thread() -> bool {
 
 /// `Ok` on a vCPU thread; elsewhere the error QEMU's `g_assert(current_cpu)` in `api`
 /// would otherwise turn into an abort of the whole emulator.
+#[cfg_attr(not(since_api_1), allow(dead_code))]
 pub(crate) fn require_vcpu_thread(api: &'static str) -> Result<()> {
     if on_vcpu_thread() {
         Ok(())
@@ -133,6 +136,8 @@ pub(crate) fn require_vcpu_thread(api: &'static str) -> Result<()> {
 }
 
 /// Whether scoreboards cannot move while this thread runs plugin code here.
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 fn boards_pinned_here() -> bool {
     PINNED.with(Cell::get) > 0
         || super::failure::installing()
@@ -149,6 +154,8 @@ fn boards_pinned_here() -> bool {
 /// growth then needs a vCPU index of 16 or more, so 16 vCPUs created and not one of
 /// them initialised, which linux-user and system mode never have at once); and once
 /// QEMU has uninstalled the plugin, its id is invalid (QEMU would abort on it).
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 pub(crate) fn with_boards_pinned<R>(access: impl FnOnce() -> R) -> R {
     if boards_pinned_here() || crate::identity::uninstalled() {
         return access();
@@ -192,6 +199,7 @@ pub(crate) fn with_boards_pinned<R>(access: impl FnOnce() -> R) -> R {
 qemu_callback!(
     /// `qemu_plugin_vcpu_for_each`'s callback for [`with_boards_pinned`]: runs the pending
     /// access once (QEMU calls it for every vCPU), with `plugin.lock` held by QEMU.
+    #[cfg_attr(not(since_api_2), allow(dead_code))]
     vcpu fn run_pending[](_ud, _vcpu) {
     if let Some((call, data)) = PENDING.with(Cell::take) {
         PINNED.with(|d| d.set(d.get() + 1));

@@ -9,6 +9,7 @@ use super::stash::stash;
 use super::trampoline::{Hook, guard};
 use crate::VCPUIndex;
 use crate::handles::mem::MemoryInfo;
+#[cfg(since_api_2)]
 use crate::scoreboard::PluginU64;
 use crate::sys;
 
@@ -128,6 +129,7 @@ pub(crate) type RegisterFn<R> = unsafe extern "C" fn(
     *mut c_void,
 );
 /// `qemu_plugin_register_vcpu_{tb,insn}_exec_cond_cb`.
+#[cfg(since_api_3)]
 pub(crate) type RegisterCondFn<R> = unsafe extern "C" fn(
     *mut R,
     sys::qemu_plugin_vcpu_udata_cb_t,
@@ -138,6 +140,7 @@ pub(crate) type RegisterCondFn<R> = unsafe extern "C" fn(
     *mut c_void,
 );
 /// `qemu_plugin_register_vcpu_{tb,insn}_exec_inline_per_vcpu`.
+#[cfg(since_api_2)]
 pub(crate) type RegisterInlineFn<R> =
     unsafe extern "C" fn(*mut R, sys::qemu_plugin_op, sys::qemu_plugin_u64, u64);
 
@@ -147,7 +150,9 @@ pub(crate) trait ExecSite {
     /// QEMU's opaque type (`qemu_plugin_tb` or `qemu_plugin_insn`).
     type Raw;
     const REGISTER: RegisterFn<Self::Raw>;
+    #[cfg(since_api_3)]
     const REGISTER_COND: RegisterCondFn<Self::Raw>;
+    #[cfg(since_api_2)]
     const REGISTER_INLINE: RegisterInlineFn<Self::Raw>;
     /// The handle, valid while the translation callback runs (the handle's lifetime).
     fn raw(&self) -> *mut Self::Raw;
@@ -162,6 +167,7 @@ pub(crate) fn register<S: ExecSite>(site: &S, flags: sys::qemu_plugin_cb_flags, 
 }
 
 /// As [`register`], only when `entry cond imm` holds for the executing vCPU.
+#[cfg(since_api_3)]
 pub(crate) fn register_if<S: ExecSite>(
     site: &S,
     flags: sys::qemu_plugin_cb_flags,
@@ -176,6 +182,7 @@ pub(crate) fn register_if<S: ExecSite>(
 }
 
 /// Applies `op` with `imm` to the executing vCPU's `entry` each time `site` executes.
+#[cfg(since_api_2)]
 pub(crate) fn inline<S: ExecSite>(
     site: &S,
     op: sys::qemu_plugin_op,

@@ -252,6 +252,7 @@ pub fn qemu_plugin_vcpu_for_each(id: PluginId, mut cb: impl FnMut(VCPUIndex)) {
 
 /// The number of vCPUs QEMU has created so far, or `None` if QEMU answers -1.
 /// Needs: QEMU 9.0 (plugin API v2).
+#[cfg(since_api_2)]
 pub fn qemu_plugin_num_vcpus() -> Option<i32> {
     // SAFETY: a plain query with no arguments.
     let n = unsafe { sys::qemu_plugin_num_vcpus() };

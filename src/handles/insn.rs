@@ -8,8 +8,9 @@ use std::ptr::NonNull;
 use super::mem::MemoryInfo;
 use crate::callbacks::exec::{self, ExecSite, MemUdata, mem_udata_mut};
 use crate::error::{Error, Result};
+#[cfg(since_api_2)]
 use crate::scoreboard::PluginU64;
-use crate::{CallbackFlags, MemRW, PluginCondition, PluginOp, VCPUIndex, sys};
+use crate::{CallbackFlags, MemRW, VCPUIndex, sys};
 
 /// An instruction (`struct qemu_plugin_insn *`) of the block being translated.
 ///
@@ -33,11 +34,11 @@ impl<'a> Instruction<'a> {
     }
 
     /// Copies up to `data.len()` bytes of the instruction's encoding into `data`; returns
-    /// how many were copied. Needs: QEMU 9.1 (plugin API v3).
+    /// how many were copied. Needs: any QEMU with plugins.
     pub fn read_data(&self, data: &mut [u8]) -> usize {
         // SAFETY: the instruction is valid during translation; QEMU writes at most
         // `data.len()` bytes into `data`.
-        unsafe { sys::qemu_plugin_insn_data(self.raw(), data.as_mut_ptr().cast(), data.len()) }
+        unsafe { sys::insn_data_into(self.raw(), data.as_mut_ptr().cast(), data.len()) }
     }
 
     /// The instruction's encoding.
@@ -82,6 +83,7 @@ impl<'a> Instruction<'a> {
     }
 
     /// The symbol this instruction belongs to, if the binary has a symbol table.
+    #[cfg(since_api_1)]
     pub fn symbol(&self) -> Result<Option<String>> {
         // SAFETY: as in `size`; the string (if any) is owned by QEMU and static.
         let p = unsafe { sys::qemu_plugin_insn_symbol(self.raw()) };
@@ -114,10 +116,11 @@ impl<'a> Instruction<'a> {
 
     /// Runs `cb` when the instruction executes and `entry cond immediate` holds for the
     /// executing vCPU. Needs: QEMU 9.1 (plugin API v3).
+    #[cfg(since_api_3)]
     pub fn register_conditional_execute_callback<F>(
         &self,
         cb: F,
-        cond: PluginCondition,
+        cond: crate::PluginCondition,
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
@@ -133,11 +136,12 @@ impl<'a> Instruction<'a> {
     }
 
     /// As [`Self::register_conditional_execute_callback`], with register-access `flags`.
+    #[cfg(since_api_3)]
     pub fn register_conditional_execute_callback_flags<F>(
         &self,
         cb: F,
         flags: CallbackFlags,
-        cond: PluginCondition,
+        cond: crate::PluginCondition,
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
@@ -148,7 +152,8 @@ impl<'a> Instruction<'a> {
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction
     /// executes. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
-    pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
+    #[cfg(since_api_2)]
+    pub fn register_inline_per_vcpu(&self, op: crate::PluginOp, entry: PluginU64<'static>, imm: u64) {
         exec::inline(self, op, entry, imm)
     }
 
@@ -179,10 +184,11 @@ impl<'a> Instruction<'a> {
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` on each memory access
     /// matching `rw`. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
+    #[cfg(since_api_2)]
     pub fn register_memory_inline_per_vcpu(
         &self,
         rw: MemRW,
-        op: PluginOp,
+        op: crate::PluginOp,
         entry: PluginU64<'static>,
         imm: u64,
     ) {
@@ -197,8 +203,10 @@ impl<'a> Instruction<'a> {
 impl ExecSite for Instruction<'_> {
     type Raw = sys::qemu_plugin_insn;
     const REGISTER: exec::RegisterFn<Self::Raw> = sys::qemu_plugin_register_vcpu_insn_exec_cb;
+    #[cfg(since_api_3)]
     const REGISTER_COND: exec::RegisterCondFn<Self::Raw> =
         sys::qemu_plugin_register_vcpu_insn_exec_cond_cb;
+    #[cfg(since_api_2)]
     const REGISTER_INLINE: exec::RegisterInlineFn<Self::Raw> =
         sys::qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu;
 

@@ -1,6 +1,9 @@
 //! Memory-access handles: `MemoryInfo` (size, sign, endianness, store, value) and
 //! `HwAddr` (physical address, MMIO, device), valid only inside the memory callback.
 
+// Before API 1 (QEMU 6.0) the hwaddr queries are compiled out.
+#![cfg_attr(not(since_api_1), allow(unused_imports))]
+
 use std::ffi::CStr;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
@@ -81,6 +84,7 @@ impl MemoryInfo<'_> {
     }
 
     /// The value loaded or stored. Needs: QEMU 9.2 (plugin API v4).
+    #[cfg(since_api_4)]
     pub fn value(&self) -> MemValue {
         // SAFETY: valid during the memory callback, which is when `self` exists.
         MemValue::from(unsafe { sys::qemu_plugin_mem_get_value(self.info) })
@@ -112,6 +116,7 @@ pub enum MemValue {
     U128(u128),
 }
 
+#[cfg(since_api_4)]
 impl From<sys::qemu_plugin_mem_value> for MemValue {
     fn from(v: sys::qemu_plugin_mem_value) -> Self {
         use sys::qemu_plugin_mem_value_type as T;
@@ -156,12 +161,14 @@ impl HwAddr<'_> {
     }
 
     /// The physical address.
+    #[cfg(since_api_1)]
     pub fn hwaddr(&self) -> u64 {
         // SAFETY: valid during the memory callback.
         unsafe { sys::qemu_plugin_hwaddr_phys_addr(self.ptr.as_ptr()) }
     }
 
     /// The name of the device (or RAM region) accessed.
+    #[cfg(since_api_1)]
     pub fn device_name(&self) -> Result<Option<String>> {
         // SAFETY: valid during the memory callback; the string is QEMU-owned and static.
         let p = unsafe { sys::qemu_plugin_hwaddr_device_name(self.ptr.as_ptr()) };

@@ -3,5 +3,6 @@
 
 pub mod insn;
 pub mod mem;
+#[cfg(since_api_2)]
 pub mod register;
 pub mod tb;

@@ -7,8 +7,9 @@ use std::ptr::NonNull;
 use super::insn::Instruction;
 use crate::callbacks::exec::{self, ExecSite};
 use crate::error::{Error, Result};
+#[cfg(since_api_2)]
 use crate::scoreboard::PluginU64;
-use crate::{CallbackFlags, PluginCondition, PluginOp, VCPUIndex, sys};
+use crate::{CallbackFlags, VCPUIndex, sys};
 
 /// A translation block (`struct qemu_plugin_tb *`), borrowed for the translation callback.
 ///
@@ -92,10 +93,11 @@ impl<'a> TranslationBlock<'a> {
 
     /// Runs `cb` when the block executes and `entry cond immediate` holds for the
     /// executing vCPU's entry. Needs: QEMU 9.1 (plugin API v3).
+    #[cfg(since_api_3)]
     pub fn register_conditional_execute_callback<F>(
         &self,
         cb: F,
-        cond: PluginCondition,
+        cond: crate::PluginCondition,
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
@@ -111,11 +113,12 @@ impl<'a> TranslationBlock<'a> {
     }
 
     /// As [`Self::register_conditional_execute_callback`], with register-access `flags`.
+    #[cfg(since_api_3)]
     pub fn register_conditional_execute_callback_flags<F>(
         &self,
         cb: F,
         flags: CallbackFlags,
-        cond: PluginCondition,
+        cond: crate::PluginCondition,
         entry: PluginU64<'static>,
         immediate: u64,
     ) where
@@ -126,7 +129,8 @@ impl<'a> TranslationBlock<'a> {
 
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the block
     /// executes, without a callback. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
-    pub fn register_inline_per_vcpu(&self, op: PluginOp, entry: PluginU64<'static>, imm: u64) {
+    #[cfg(since_api_2)]
+    pub fn register_inline_per_vcpu(&self, op: crate::PluginOp, entry: PluginU64<'static>, imm: u64) {
         exec::inline(self, op, entry, imm)
     }
 }
@@ -134,8 +138,10 @@ impl<'a> TranslationBlock<'a> {
 impl ExecSite for TranslationBlock<'_> {
     type Raw = sys::qemu_plugin_tb;
     const REGISTER: exec::RegisterFn<Self::Raw> = sys::qemu_plugin_register_vcpu_tb_exec_cb;
+    #[cfg(since_api_3)]
     const REGISTER_COND: exec::RegisterCondFn<Self::Raw> =
         sys::qemu_plugin_register_vcpu_tb_exec_cond_cb;
+    #[cfg(since_api_2)]
     const REGISTER_INLINE: exec::RegisterInlineFn<Self::Raw> =
         sys::qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu;
 

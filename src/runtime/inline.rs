@@ -4,11 +4,15 @@
 
 use std::sync::{Mutex, PoisonError};
 
+#[cfg(since_api_2)]
 use crossbeam_utils::CachePadded;
 
+use crate::VCPUIndex;
 use crate::error::{Error, Result};
+#[cfg(since_api_2)]
 use crate::scoreboard::{PluginU64, Scoreboard};
-use crate::{PluginCondition, VCPUIndex};
+#[cfg(since_api_3)]
+use crate::PluginCondition;
 
 /// A per-vCPU counter updated inline by QEMU. Create it in [`PerVcpu::new`](crate::PerVcpu::new):
 /// each counter is a QEMU scoreboard that lives for the rest of the process, so creating
@@ -17,10 +21,14 @@ use crate::{PluginCondition, VCPUIndex};
 /// [`Translation`](crate::Translation), and take each vCPU's value in
 /// [`PerVcpu::merge`](crate::PerVcpu::merge) with [`Vcpu::take_inline`](crate::Vcpu::take_inline),
 /// which also resets it so a reused vCPU index starts from zero.
-/// Needs: QEMU 9.0 (plugin API v2; STORE and conditions need 9.1).
+/// Needs: QEMU 9.0 (plugin API v2; STORE and conditions need 9.1). Under plugin APIs 0
+/// and 1 (QEMU 7.2 to 8.2), which have no scoreboards, the type exists so that plugins
+/// compile unchanged, but [`InlineCounter::new`] fails with
+/// [`Failure::Unsupported`](crate::Failure::Unsupported), so a plugin that needs one is
+/// refused at install with that message.
 #[derive(Debug, Clone, Copy)]
 pub struct InlineCounter {
-    board: &'static Scoreboard<'static, CachePadded<u64>>,
+    board: Board,
 }
 
 impl InlineCounter {
@@ -33,11 +41,20 @@ impl InlineCounter {
                  each counter is a QEMU scoreboard that lives as long as the process",
             ));
         }
-        let board = Scoreboard::new().leak();
-        register(board);
-        Ok(Self { board })
+        #[cfg(since_api_2)]
+        {
+            let board = Scoreboard::new().leak();
+            register(board);
+            Ok(Self { board })
+        }
+        #[cfg(not(since_api_2))]
+        Err(Error::from(crate::Failure::Unsupported {
+            api: "qemu_plugin_scoreboard_new (InlineCounter)",
+            needs: "9.0",
+        }))
     }
 
+    #[cfg(since_api_2)]
     pub(crate) fn entry(&self) -> PluginU64<'static> {
         self.board.u64()
     }
@@ -45,12 +62,24 @@ impl InlineCounter {
     /// vCPU `vcpu`'s value (exact when read from that vCPU's own callbacks or after it
     /// stopped).
     pub fn get(&self, vcpu: VCPUIndex) -> u64 {
-        self.entry().get(vcpu)
+        #[cfg(since_api_2)]
+        return self.entry().get(vcpu);
+        #[cfg(not(since_api_2))]
+        {
+            let _ = vcpu;
+            match *self.board {}
+        }
     }
 
     /// Sets vCPU `vcpu`'s value.
     pub fn set(&self, vcpu: VCPUIndex, value: u64) {
-        self.entry().set(vcpu, value)
+        #[cfg(since_api_2)]
+        return self.entry().set(vcpu, value);
+        #[cfg(not(since_api_2))]
+        {
+            let _ = (vcpu, value);
+            match *self.board {}
+        }
     }
 
     /// Returns vCPU `vcpu`'s value and resets it to zero.
@@ -62,17 +91,66 @@ impl InlineCounter {
 
     /// The sum over all vCPUs.
     pub fn sum(&self) -> u64 {
-        self.entry().sum()
+        #[cfg(since_api_2)]
+        return self.entry().sum();
+        #[cfg(not(since_api_2))]
+        match *self.board {}
+    }
+
+    /// Registers the inline `op` with `imm` on this counter at `site`.
+    #[cfg(since_api_2)]
+    pub(crate) fn apply<S: crate::callbacks::exec::ExecSite>(
+        &self,
+        site: &S,
+        op: crate::PluginOp,
+        imm: u64,
+    ) {
+        crate::callbacks::exec::inline(site, op, self.entry(), imm)
+    }
+
+    /// Registers the inline `op` with `imm` on this counter at `site`.
+    #[cfg(not(since_api_2))]
+    pub(crate) fn apply<S>(&self, _site: &S, _op: crate::PluginOp, _imm: u64) {
+        match *self.board {}
+    }
+
+    /// Registers the inline `op` with `imm` on this counter for `insn`'s memory accesses
+    /// that match `rw`.
+    pub(crate) fn apply_mem(
+        &self,
+        insn: &crate::Instruction<'_>,
+        rw: crate::MemRW,
+        op: crate::PluginOp,
+        imm: u64,
+    ) {
+        #[cfg(since_api_2)]
+        insn.register_memory_inline_per_vcpu(rw, op, self.entry(), imm);
+        #[cfg(not(since_api_2))]
+        {
+            let _ = (insn, rw, op, imm);
+            match *self.board {}
+        }
     }
 }
 
 /// The scoreboard of an inline counter (each leaked: it lives as long as the process).
+#[cfg(since_api_2)]
 pub(crate) type Board = &'static Scoreboard<'static, CachePadded<u64>>;
+/// Under APIs 0 and 1 no counter can exist.
+#[cfg(not(since_api_2))]
+pub(crate) type Board = &'static NoScoreboards;
+
+/// Uninhabited: QEMU before 9.0 has no scoreboards.
+#[cfg(not(since_api_2))]
+#[derive(Debug)]
+pub(crate) enum NoScoreboards {}
 
 /// Counters created by the install in progress; the runtime takes them when it is
 /// published ([`take_created`]), so each runtime knows exactly its own.
 static CREATED: Mutex<Vec<Board>> = Mutex::new(Vec::new());
 
+// Scoreboards, registers and guest-memory reads need API 2 or later.
+#[cfg_attr(not(since_api_2), allow(dead_code))]
 fn register(board: Board) {
     CREATED
         .lock()
@@ -87,7 +165,11 @@ pub(crate) fn take_created() -> Vec<Board> {
 
 /// Zeroes every vCPU's entry of `boards` (a forked child starts from zero).
 pub(crate) fn reset(boards: &[Board]) {
+    #[cfg(not(since_api_2))]
+    let _ = boards;
+    #[cfg(since_api_2)]
     let vcpus = crate::qemu_plugin_num_vcpus().unwrap_or(0);
+    #[cfg(since_api_2)]
     for board in boards {
         for vcpu in 0..vcpus {
             board.u64().set(vcpu as VCPUIndex, 0);
@@ -97,6 +179,7 @@ pub(crate) fn reset(boards: &[Board]) {
 
 /// The comparison of a conditional callback: run it when `counter <cond> immediate`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg(since_api_3)]
 pub enum Condition {
     /// Always.
     Always,
@@ -116,6 +199,7 @@ pub enum Condition {
     Ge,
 }
 
+#[cfg(since_api_3)]
 impl From<Condition> for PluginCondition {
     fn from(c: Condition) -> Self {
         match c {

@@ -32,7 +32,9 @@ mod translate;
 mod vcpu;
 
 pub use handle::Handle;
-pub use inline::{Condition, InlineCounter};
+#[cfg(since_api_3)]
+pub use inline::Condition;
+pub use inline::InlineCounter;
 pub use install::install;
 pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
 pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};

@@ -101,6 +101,21 @@ pub(crate) fn before_syscall<P: PerVcpu>(
     Ok(())
 }
 
+/// Reads guest memory at `vaddr` into `buf`; false if it cannot. Before API 4 (QEMU 9.2)
+/// a plugin cannot read guest memory at all, so every execve is taken to succeed and
+/// the total is reported before each one (early, never lost).
+fn read_guest(vaddr: u64, buf: &mut [u8]) -> bool {
+    #[cfg(since_api_4)]
+    {
+        crate::qemu_plugin_read_memory_vaddr(vaddr, buf).is_ok()
+    }
+    #[cfg(not(since_api_4))]
+    {
+        let _ = (vaddr, buf);
+        false
+    }
+}
+
 /// `AT_FDCWD`: "relative to the current directory" for the `*at` syscalls.
 const AT_FDCWD: i32 = -100;
 
@@ -121,9 +136,9 @@ fn will_exec(dirfd: i32, vaddr: u64) -> bool {
         }
         let at = vaddr.wrapping_add(path.len() as u64);
         // A chunk may cross into an unmapped page: fall back to single bytes there.
-        let got = if crate::qemu_plugin_read_memory_vaddr(at, &mut chunk).is_ok() {
+        let got = if read_guest(at, &mut chunk) {
             &chunk[..]
-        } else if crate::qemu_plugin_read_memory_vaddr(at, &mut chunk[..1]).is_ok() {
+        } else if read_guest(at, &mut chunk[..1]) {
             &chunk[..1]
         } else {
             return true;

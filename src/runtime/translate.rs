@@ -13,7 +13,9 @@ use std::sync::Arc;
 
 use super::exec::shard_udata;
 use super::handle::Handle;
-use super::inline::{Condition, InlineCounter};
+#[cfg(since_api_3)]
+use super::inline::Condition;
+use super::inline::InlineCounter;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
 use super::shard_access::on_exec;
@@ -121,6 +123,7 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
     }
 
     /// Runs `f` when the block executes and the executing vCPU's `counter <cond> imm`.
+    #[cfg(since_api_3)]
     pub fn on_exec_if<F>(&self, counter: &InlineCounter, cond: Condition, imm: u64, f: F)
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
@@ -131,20 +134,13 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
 
     /// Adds `imm` to the executing vCPU's `counter` each time the block executes (inline).
     pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
-        self.tb.register_inline_per_vcpu(
-            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
-            counter.entry(),
-            imm,
-        );
+        counter.apply(&self.tb, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, imm);
     }
 
     /// Stores `imm` into the executing vCPU's `counter` each time the block executes.
+    #[cfg(since_api_3)]
     pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
-        self.tb.register_inline_per_vcpu(
-            PluginOp::QEMU_PLUGIN_INLINE_STORE_U64,
-            counter.entry(),
-            imm,
-        );
+        counter.apply(&self.tb, PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, imm);
     }
 }
 
@@ -199,6 +195,7 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     }
 
     /// Runs `f` when the instruction executes and the executing vCPU's `counter <cond> imm`.
+    #[cfg(since_api_3)]
     pub fn on_exec_if<F>(&self, counter: &InlineCounter, cond: Condition, imm: u64, f: F)
     where
         F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
@@ -209,20 +206,13 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
 
     /// Adds `imm` to the executing vCPU's `counter` each time the instruction executes.
     pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
-        self.insn.register_inline_per_vcpu(
-            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
-            counter.entry(),
-            imm,
-        );
+        counter.apply(&self.insn, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, imm);
     }
 
     /// Stores `imm` into the executing vCPU's `counter` each time the instruction executes.
+    #[cfg(since_api_3)]
     pub fn inline_store(&self, counter: &InlineCounter, imm: u64) {
-        self.insn.register_inline_per_vcpu(
-            PluginOp::QEMU_PLUGIN_INLINE_STORE_U64,
-            counter.entry(),
-            imm,
-        );
+        counter.apply(&self.insn, PluginOp::QEMU_PLUGIN_INLINE_STORE_U64, imm);
     }
 
     /// Runs `f` on the executing vCPU's shard for each memory access matching `rw`.
@@ -249,11 +239,6 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
 
     /// Adds `imm` to the executing vCPU's `counter` on each memory access matching `rw`.
     pub fn inline_mem_add(&self, rw: MemRW, counter: &InlineCounter, imm: u64) {
-        self.insn.register_memory_inline_per_vcpu(
-            rw,
-            PluginOp::QEMU_PLUGIN_INLINE_ADD_U64,
-            counter.entry(),
-            imm,
-        );
+        counter.apply_mem(&self.insn, rw, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, imm);
     }
 }

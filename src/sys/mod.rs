@@ -22,7 +22,9 @@ pub use qemu_plugin_sys::*;
 mod shapes;
 pub use shapes::*;
 // Named, so that they win over `qemu-plugin-sys`'s items of the same names.
-pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags, qemu_plugin_reg_descriptor};
+pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags};
+#[cfg(since_api_2)]
+pub use shapes::qemu_plugin_reg_descriptor;
 
 pub(crate) mod callback_abi;
 
@@ -193,6 +195,33 @@ unsafe extern "C" {
         cb: Option<UdataCb>,
         userdata: *mut c_void,
     );
+}
+
+/// Copies up to `len` bytes of `insn`'s encoding to `dest` and returns how many. Since
+/// API 3 QEMU copies them itself; before, `qemu_plugin_insn_data` returns a pointer to
+/// the encoding, whose length is `qemu_plugin_insn_size`.
+///
+/// # Safety
+/// `insn` is an instruction of the block being translated, in its translation callback;
+/// `dest` has room for `len` bytes.
+pub unsafe fn insn_data_into(insn: *const qemu_plugin_insn, dest: *mut c_void, len: usize) -> usize {
+    #[cfg(since_api_3)]
+    // SAFETY: the caller's contract; QEMU writes at most `len` bytes.
+    unsafe {
+        qemu_plugin_insn_data(insn, dest, len)
+    }
+    #[cfg(not(since_api_3))]
+    // SAFETY: the caller's contract; QEMU's pointer covers `insn_size` bytes, valid
+    // during translation, and the copy takes no more than that or `len`.
+    unsafe {
+        let src = qemu_plugin_insn_data(insn);
+        if src.is_null() {
+            return 0;
+        }
+        let n = qemu_plugin_insn_size(insn).min(len);
+        std::ptr::copy_nonoverlapping(src.cast::<u8>(), dest.cast::<u8>(), n);
+        n
+    }
 }
 
 /// glib's `gboolean`.

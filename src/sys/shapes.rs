@@ -183,8 +183,8 @@ pub struct qemu_plugin_reg_descriptor {
     /// Whether QEMU refuses writes to it (the PC: write it with `qemu_plugin_set_pc`).
     pub is_readonly: bool,
 }
-/// `struct qemu_plugin_reg_descriptor` up to API 5 (24 bytes).
-#[cfg(not(since_api_6))]
+/// `struct qemu_plugin_reg_descriptor` of APIs 2 to 5 (24 bytes).
+#[cfg(all(since_api_2, not(since_api_6)))]
 pub use qemu_plugin_sys::qemu_plugin_reg_descriptor;
 
 /// What `qemu_plugin_read_register` / `write_register` return: the byte count or -1 up

@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use qemu_plugin::{
     Args, Handle, Info, InlineCounter, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
-    qemu_plugin_num_vcpus, qemu_plugin_outs,
+    qemu_plugin_outs,
 };
 
 struct Icount {
@@ -109,12 +109,7 @@ impl PerVcpu for Icount {
 
     fn on_exit(&self, total: Total) -> Result<()> {
         let mut out = String::new();
-        let n = total
-            .cpus
-            .keys()
-            .next_back()
-            .map_or(0, |k| k + 1)
-            .max(qemu_plugin_num_vcpus().unwrap_or(0) as u32);
+        let n = total.cpus.keys().next_back().map_or(0, |k| k + 1);
         let count = |c: &PerCpu| if self.callback { c.callback } else { c.inline };
         for i in 0..n {
             let c = total.cpus.get(&i);

@@ -11,7 +11,7 @@ use std::sync::{Mutex, PoisonError};
 
 use qemu_plugin::{
     HasCallbacks, Info, PluginId, Register, Result, TranslationBlock, VCPUIndex, install::Args,
-    qemu_plugin_num_vcpus, qemu_plugin_outs, qemu_plugin_register_atexit_cb, register,
+    qemu_plugin_outs, qemu_plugin_register_atexit_cb, register,
 };
 
 /// Per-vCPU counts, indexed by vCPU index, behind the one lock every event takes.
@@ -25,12 +25,9 @@ impl Register for IcountMutex {
         args.expect_only(&[])?;
         qemu_plugin_register_atexit_cb(id, |_| {
             let counts = COUNTS.lock().unwrap_or_else(PoisonError::into_inner);
-            let n = counts
-                .len()
-                .max(qemu_plugin_num_vcpus().unwrap_or(0) as usize);
             let mut out = String::new();
-            for i in 0..n {
-                out += &format!("cpu {i} insns: {}\n", counts.get(i).copied().unwrap_or(0));
+            for (i, n) in counts.iter().enumerate() {
+                out += &format!("cpu {i} insns: {n}\n");
             }
             out += &format!("total insns: {}\n", counts.iter().sum::<u64>());
             let _ = qemu_plugin_outs(out);

@@ -4,9 +4,7 @@
 use crate::handles::mem::MemoryInfo;
 #[cfg(since_api_2)]
 use crate::scoreboard::PluginU64;
-use crate::{
-    CallbackFlags, Instruction, MemRW, PluginOp, TranslationBlock, VCPUIndex,
-};
+use crate::{CallbackFlags, Instruction, MemRW, PluginOp, TranslationBlock, VCPUIndex};
 
 /// Runs `cb` each time `tb` executes. Needs: any QEMU with plugins.
 pub fn qemu_plugin_register_vcpu_tb_exec_cb<F>(

@@ -147,8 +147,8 @@ pub use plugin::{HasCallbacks, PLUGIN, Plugin, Register};
 #[cfg(since_api_3)]
 pub use runtime::Condition;
 pub use runtime::{
-    Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch,
-    Syscall, SyscallReturn, Translation, Vcpu,
+    Discontinuity, Handle, InlineCounter, InsnTranslation, MemAccess, PerVcpu, Scratch, Syscall,
+    SyscallReturn, Translation, Vcpu,
 };
 #[cfg(since_api_2)]
 pub use scoreboard::{

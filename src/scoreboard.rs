@@ -287,7 +287,7 @@ pub fn qemu_plugin_scoreboard_sum(entry: PluginU64<'_>) -> u64 {
     entry.sum()
 }
 
-#[cfg(test)]
+#[cfg(all(test, since_api_2))]
 mod tests {
     use crate::scoreboard::Scoreboard;
     use qemu_plugin_mock::MockHost;

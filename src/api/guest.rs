@@ -9,9 +9,9 @@ use std::path::PathBuf;
 
 use crate::callbacks::context::require_vcpu_thread;
 #[cfg(since_api_4)]
-use crate::error::Failure;
-#[cfg(since_api_4)]
 use crate::error::Error;
+#[cfg(since_api_4)]
+use crate::error::Failure;
 use crate::error::Result;
 #[cfg(since_api_4)]
 use crate::glib::ByteArray;

@@ -153,7 +153,12 @@ impl<'a> Instruction<'a> {
     /// Applies `op` with `imm` to the executing vCPU's `entry` each time the instruction
     /// executes. Needs: QEMU 9.0 (API v2; STORE needs 9.1).
     #[cfg(since_api_2)]
-    pub fn register_inline_per_vcpu(&self, op: crate::PluginOp, entry: PluginU64<'static>, imm: u64) {
+    pub fn register_inline_per_vcpu(
+        &self,
+        op: crate::PluginOp,
+        entry: PluginU64<'static>,
+        imm: u64,
+    ) {
         exec::inline(self, op, entry, imm)
     }
 

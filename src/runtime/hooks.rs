@@ -4,8 +4,8 @@
 use std::ffi::c_void;
 
 use super::installed::Runtime;
-use super::shard_access::on_entered_shard;
 use super::per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
+use super::shard_access::on_entered_shard;
 use super::translate::Translation;
 use super::vcpu::Vcpu;
 use super::{process, report};

@@ -7,12 +7,12 @@ use std::sync::{Mutex, PoisonError};
 #[cfg(since_api_2)]
 use crossbeam_utils::CachePadded;
 
+#[cfg(since_api_3)]
+use crate::PluginCondition;
 use crate::VCPUIndex;
 use crate::error::{Error, Result};
 #[cfg(since_api_2)]
 use crate::scoreboard::{PluginU64, Scoreboard};
-#[cfg(since_api_3)]
-use crate::PluginCondition;
 
 /// A per-vCPU counter updated inline by QEMU. Create it in [`PerVcpu::new`](crate::PerVcpu::new):
 /// each counter is a QEMU scoreboard that lives for the rest of the process, so creating
@@ -215,7 +215,7 @@ impl From<Condition> for PluginCondition {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, since_api_2))]
 mod tests {
     use super::*;
 

@@ -48,5 +48,6 @@ mod hook_failure_tests;
 mod process_tests;
 #[cfg(test)]
 mod tests;
-#[cfg(test)]
+// Inline counters and guest-memory reads from vCPU and other threads: API 4 and later.
+#[cfg(all(test, since_api_4))]
 mod thread_tests;

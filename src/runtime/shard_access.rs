@@ -10,9 +10,9 @@ use super::shards::First;
 use super::slot::Slot;
 use super::vcpu::Vcpu;
 use crate::VCPUIndex;
-use crate::error::Result;
 use crate::callbacks::failure;
 use crate::callbacks::trampoline::{Hook, guard};
+use crate::error::Result;
 
 /// Runs `f` on vCPU `index`'s shard from an exec-time callback (block, instruction,
 /// memory), given segment 0 of the runtime's shard array, creating the shard first if
@@ -62,10 +62,15 @@ extern "C" fn on_shard_slow<P: PerVcpu, F: FnOnce(&mut Vcpu<P>)>(
         // SAFETY: QEMU runs exec-time callbacks of vCPU `index` on its thread, one at a
         // time.
         unsafe {
-            on_entered_shard(rt, index, || !failure::stopped(true), |vcpu| {
-                f(vcpu);
-                Ok(())
-            })
+            on_entered_shard(
+                rt,
+                index,
+                || !failure::stopped(true),
+                |vcpu| {
+                    f(vcpu);
+                    Ok(())
+                },
+            )
         }
     })
 }

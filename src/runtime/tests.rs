@@ -36,6 +36,20 @@ fn take_totals() -> Option<Vec<Merged>> {
     TOTALS.lock().unwrap().take()
 }
 
+/// `inline=on` where the API has inline counters (API 2, QEMU 9.0, and later); under
+/// APIs 0 and 1 the plugin counts by callback only, and the inline totals stay 0 (see
+/// `inl`; `inline_on_without_scoreboards_is_refused_at_install` checks the refusal).
+const INLINE: &str = if cfg!(since_api_2) {
+    "inline=on"
+} else {
+    "inline=off"
+};
+
+/// What the inline count of `n` events is: `n`, or 0 without inline counters.
+fn inl(n: u64) -> u64 {
+    if cfg!(since_api_2) { n } else { 0 }
+}
+
 /// Counts events per vCPU, weighted by the configuration, optionally inline too.
 struct Counter {
     inline: Option<InlineCounter>,
@@ -218,7 +232,7 @@ fn by_index(totals: &[Merged]) -> BTreeMap<VCPUIndex, Vec<&Merged>> {
 #[test]
 fn eight_vcpus_millions_of_events_with_a_config_swap() {
     let mut host = MockHost::system(8);
-    assert_eq!(install(&mut host, &["inline=on"]), 0, "{}", host.output());
+    assert_eq!(install(&mut host, &[INLINE]), 0, "{}", host.output());
     host.boot();
     assert_eq!(
         NEW_SHARDS.load(Ordering::Relaxed),
@@ -241,7 +255,7 @@ fn eight_vcpus_millions_of_events_with_a_config_swap() {
     );
     for t in &totals {
         assert_eq!(t.events, 2 * per, "vCPU {}", t.index);
-        assert_eq!(t.inline, 2 * per, "inline count of vCPU {}", t.index);
+        assert_eq!(t.inline, inl(2 * per), "inline count of vCPU {}", t.index);
         assert_eq!(
             t.weighted,
             per + 3 * per,
@@ -313,7 +327,7 @@ fn shard_is_created_lazily_on_an_event_before_init() {
 #[test]
 fn exit_merges_and_a_reused_index_starts_from_a_fresh_shard() {
     let mut host = MockHost::user();
-    assert_eq!(install(&mut host, &["inline=on"]), 0);
+    assert_eq!(install(&mut host, &[INLINE]), 0);
     assert_eq!(host.spawn_vcpus(3), vec![0, 1, 2]);
     let w = Workload::new().step(Block::synthetic(0x1000, 4), 1000);
     host.run(&w);
@@ -329,7 +343,7 @@ fn exit_merges_and_a_reused_index_starts_from_a_fresh_shard() {
     let two: Vec<(u64, u64)> = idx[&2].iter().map(|m| (m.events, m.inline)).collect();
     assert_eq!(
         two,
-        vec![(4000, 4000), (30, 30)],
+        vec![(4000, inl(4000)), (30, inl(30))],
         "old shard merged at exit, new one fresh"
     );
 }
@@ -337,7 +351,7 @@ fn exit_merges_and_a_reused_index_starts_from_a_fresh_shard() {
 #[test]
 fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
     let mut host = MockHost::user();
-    assert_eq!(install(&mut host, &["inline=on"]), 0);
+    assert_eq!(install(&mut host, &[INLINE]), 0);
     let w = Workload::new().step(Block::synthetic(0x1000, 5), 10);
     // More than the first segment's slots alive at once, so that indexes go past it.
     let alive = FIRST as u64 + 16;
@@ -361,7 +375,7 @@ fn ten_thousand_vcpus_come_and_go_without_losing_a_count() {
     );
     assert_eq!(
         totals.iter().map(|m| m.inline).sum::<u64>(),
-        n * w.insns_per_vcpu()
+        inl(n * w.insns_per_vcpu())
     );
     assert!(totals.iter().all(|m| m.events == w.insns_per_vcpu()));
     let slots = handle().allocated_slots();
@@ -559,62 +573,68 @@ fn flush_frees_captured_closures_and_capture_free_ones_cost_nothing() {
     );
 }
 
-/// Counts inline, and calls back only once a vCPU's inline count reaches a threshold.
-struct Threshold {
-    counter: InlineCounter,
-}
+/// Conditional callbacks need API 3 (QEMU 9.1).
+#[cfg(since_api_3)]
+mod threshold {
+    use super::*;
 
-impl PerVcpu for Threshold {
-    type Config = ();
-    type Shard = u64;
-    type Total = Vec<(VCPUIndex, u64, u64)>;
+    /// Counts inline, and calls back only once a vCPU's inline count reaches a threshold.
+    struct Threshold {
+        counter: InlineCounter,
+    }
 
-    fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
-        Ok((
-            Threshold {
-                counter: InlineCounter::new()?,
-            },
-            (),
-        ))
-    }
-    fn new_shard(&self, _: VCPUIndex) -> Result<u64> {
-        Ok(0)
-    }
-    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
-        for insn in tb.instructions() {
-            // Registration order is execution order: the add happens before the check.
-            insn.inline_add(&self.counter, 1);
-            insn.on_exec_if(
-                &self.counter,
-                crate::Condition::Ge,
-                100,
-                |cpu: &mut Vcpu<Self>| **cpu += 1,
-            );
+    impl PerVcpu for Threshold {
+        type Config = ();
+        type Shard = u64;
+        type Total = Vec<(VCPUIndex, u64, u64)>;
+
+        fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
+            Ok((
+                Threshold {
+                    counter: InlineCounter::new()?,
+                },
+                (),
+            ))
         }
-        Ok(())
+        fn new_shard(&self, _: VCPUIndex) -> Result<u64> {
+            Ok(0)
+        }
+        fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+            for insn in tb.instructions() {
+                // Registration order is execution order: the add happens before the check.
+                insn.inline_add(&self.counter, 1);
+                insn.on_exec_if(
+                    &self.counter,
+                    crate::Condition::Ge,
+                    100,
+                    |cpu: &mut Vcpu<Self>| **cpu += 1,
+                );
+            }
+            Ok(())
+        }
+        fn merge(&self, total: &mut Self::Total, cpu: Vcpu<Self>) -> Result<()> {
+            total.push((cpu.index(), cpu.take_inline(&self.counter), *cpu));
+            Ok(())
+        }
+        fn on_exit(&self, total: Self::Total) -> Result<()> {
+            crate::qemu_plugin_outs(format!("threshold: {total:?}\n"))
+        }
     }
-    fn merge(&self, total: &mut Self::Total, cpu: Vcpu<Self>) -> Result<()> {
-        total.push((cpu.index(), cpu.take_inline(&self.counter), *cpu));
-        Ok(())
-    }
-    fn on_exit(&self, total: Self::Total) -> Result<()> {
-        crate::qemu_plugin_outs(format!("threshold: {total:?}\n"))
-    }
-}
 
-#[test]
-fn conditional_callbacks_fire_from_the_inline_threshold_on() {
-    let mut host = MockHost::system(2);
-    crate::install::set_installer("threshold", runtime::install::<Threshold>);
-    assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
-    host.boot();
-    // 1,000 instructions per vCPU: the k-th sees count k, so counts 100..=1000 call back.
-    host.run(&Workload::new().step(Block::synthetic(0x1000, 10), 100));
-    host.atexit();
-    assert_eq!(
-        host.output(),
-        "threshold: [(0, 1000, 901), (1, 1000, 901)]\n"
-    );
+    #[test]
+    fn conditional_callbacks_fire_from_the_inline_threshold_on() {
+        let mut host = MockHost::system(2);
+        crate::install::set_installer("threshold", runtime::install::<Threshold>);
+        assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
+        host.boot();
+        // 1,000 instructions per vCPU: the k-th sees count k, so counts 100..=1000 call back.
+        host.run(&Workload::new().step(Block::synthetic(0x1000, 10), 100));
+        host.atexit();
+        assert_eq!(
+            host.output(),
+            "threshold: [(0, 1000, 901), (1, 1000, 901)]\n"
+        );
+    }
 }
 
 #[test]
@@ -629,4 +649,18 @@ fn a_shard_array_without_an_owner_is_an_error_not_a_runtime() {
         err.failure(),
         Some(crate::error::Failure::RuntimeNotInstalled { .. })
     ));
+}
+
+/// Under APIs 0 and 1 (QEMU 7.2 to 8.2) there are no scoreboards: a plugin that asks for
+/// an inline counter is refused at install, with a message naming the QEMU it needs.
+#[cfg(not(since_api_2))]
+#[test]
+fn inline_on_without_scoreboards_is_refused_at_install() {
+    let mut host = MockHost::user();
+    assert_ne!(install(&mut host, &["inline=on"]), 0);
+    let out = host.output();
+    assert!(
+        out.contains("qemu_plugin_scoreboard_new (InlineCounter) needs QEMU >= 9.0"),
+        "{out}"
+    );
 }

@@ -22,9 +22,9 @@ pub use qemu_plugin_sys::*;
 mod shapes;
 pub use shapes::*;
 // Named, so that they win over `qemu-plugin-sys`'s items of the same names.
-pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags};
 #[cfg(since_api_2)]
 pub use shapes::qemu_plugin_reg_descriptor;
+pub use shapes::{QEMU_PLUGIN_VERSION, qemu_plugin_cb_flags};
 
 pub(crate) mod callback_abi;
 
@@ -204,7 +204,11 @@ unsafe extern "C" {
 /// # Safety
 /// `insn` is an instruction of the block being translated, in its translation callback;
 /// `dest` has room for `len` bytes.
-pub unsafe fn insn_data_into(insn: *const qemu_plugin_insn, dest: *mut c_void, len: usize) -> usize {
+pub unsafe fn insn_data_into(
+    insn: *const qemu_plugin_insn,
+    dest: *mut c_void,
+    len: usize,
+) -> usize {
     #[cfg(since_api_3)]
     // SAFETY: the caller's contract; QEMU writes at most `len` bytes.
     unsafe {

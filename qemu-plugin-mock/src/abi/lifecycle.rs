@@ -202,6 +202,7 @@ with_userdata! {
 
 /// `qemu_plugin_num_vcpus`: highest initialised vCPU index + 1.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_num_vcpus() -> c_int {
     guard("qemu_plugin_num_vcpus", 0, || {
         scoreboard::num_vcpus() as c_int
@@ -230,6 +231,7 @@ pub unsafe extern "C" fn qemu_plugin_outs(string: *const c_char) {
 /// # Safety
 /// `name`/`val` are null or NUL-terminated; `ret` is null or writable.
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub unsafe extern "C" fn qemu_plugin_bool_parse(
     name: *const c_char,
     val: *const c_char,
@@ -254,6 +256,7 @@ pub unsafe extern "C" fn qemu_plugin_bool_parse(
 
 /// `qemu_plugin_path_to_binary`: a `g_malloc`'d copy (user mode), or null.
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_path_to_binary() -> *const c_char {
     guard("qemu_plugin_path_to_binary", ptr::null(), || {
         if memory::is_system() {
@@ -290,6 +293,7 @@ fn code(api: &str, pick: fn(&hostinfo::Facts) -> u64) -> u64 {
 
 /// `qemu_plugin_start_code` (0 in system mode).
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_start_code() -> u64 {
     guard("qemu_plugin_start_code", 0, || {
         code("qemu_plugin_start_code", |f| f.start_code)
@@ -298,6 +302,7 @@ pub extern "C" fn qemu_plugin_start_code() -> u64 {
 
 /// `qemu_plugin_end_code` (0 in system mode).
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_end_code() -> u64 {
     guard("qemu_plugin_end_code", 0, || {
         code("qemu_plugin_end_code", |f| f.end_code)
@@ -306,6 +311,7 @@ pub extern "C" fn qemu_plugin_end_code() -> u64 {
 
 /// `qemu_plugin_entry_code` (0 in system mode).
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_entry_code() -> u64 {
     guard("qemu_plugin_entry_code", 0, || {
         code("qemu_plugin_entry_code", |f| f.entry_code)
@@ -315,6 +321,7 @@ pub extern "C" fn qemu_plugin_entry_code() -> u64 {
 /// `qemu_plugin_request_time_control`: in system mode the first caller gets a
 /// handle; in user mode, and for later callers, null.
 #[unsafe(no_mangle)]
+#[cfg(since_api_4)]
 pub extern "C" fn qemu_plugin_request_time_control() -> *const c_void {
     guard("qemu_plugin_request_time_control", ptr::null(), || {
         if memory::is_system() && hostinfo::take_time_control() {
@@ -327,10 +334,37 @@ pub extern "C" fn qemu_plugin_request_time_control() -> *const c_void {
 
 /// `qemu_plugin_update_ns`: sets the virtual clock if `handle` is the time-control handle.
 #[unsafe(no_mangle)]
+#[cfg(since_api_4)]
 pub extern "C" fn qemu_plugin_update_ns(handle: *const c_void, time: i64) {
     guard("qemu_plugin_update_ns", (), || {
         if memory::is_system() && handle == ptr::from_ref(&hostinfo::TIME_HANDLE).cast() {
             hostinfo::set_time(time);
+        }
+    })
+}
+
+/// `qemu_plugin_n_vcpus` (APIs 0 and 1): the vCPU count in system mode, -1 in user mode.
+#[cfg(not(since_api_2))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_n_vcpus() -> c_int {
+    guard("qemu_plugin_n_vcpus", -1, || {
+        if memory::is_system() {
+            scoreboard::num_vcpus() as c_int
+        } else {
+            -1
+        }
+    })
+}
+
+/// `qemu_plugin_n_max_vcpus` (APIs 0 and 1): as `qemu_plugin_n_vcpus` in the mock.
+#[cfg(not(since_api_2))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_n_max_vcpus() -> c_int {
+    guard("qemu_plugin_n_max_vcpus", -1, || {
+        if memory::is_system() {
+            scoreboard::num_vcpus() as c_int
+        } else {
+            -1
         }
     })
 }

@@ -7,10 +7,11 @@ use std::ptr;
 use super::guard;
 use crate::ctx::{self, Hwaddr};
 use crate::exec::{meminfo_big_endian, meminfo_sign, meminfo_size_shift, meminfo_store};
+use crate::sys::{GByteArray, qemu_plugin_hwaddr, qemu_plugin_meminfo_t};
+#[cfg(since_api_4)]
 use crate::sys::{
-    GByteArray, qemu_plugin_hwaddr, qemu_plugin_mem_value, qemu_plugin_mem_value__bindgen_ty_1,
+    qemu_plugin_mem_value, qemu_plugin_mem_value__bindgen_ty_1,
     qemu_plugin_mem_value__bindgen_ty_1__bindgen_ty_1, qemu_plugin_mem_value_type,
-    qemu_plugin_meminfo_t,
 };
 use crate::{glib, hostinfo, memory};
 
@@ -41,6 +42,7 @@ pub extern "C" fn qemu_plugin_mem_is_store(info: qemu_plugin_meminfo_t) -> bool 
 /// `qemu_plugin_mem_get_value`: the value of the access being reported on this vCPU,
 /// typed by its size like QEMU.
 #[unsafe(no_mangle)]
+#[cfg(since_api_4)]
 pub extern "C" fn qemu_plugin_mem_get_value(info: qemu_plugin_meminfo_t) -> qemu_plugin_mem_value {
     use qemu_plugin_mem_value_type::*;
     let (low, high) = ctx::mem_value();
@@ -104,6 +106,7 @@ pub extern "C" fn qemu_plugin_hwaddr_is_io(haddr: *const qemu_plugin_hwaddr) -> 
 
 /// `qemu_plugin_hwaddr_phys_addr`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_hwaddr_phys_addr(haddr: *const qemu_plugin_hwaddr) -> u64 {
     hwaddr(haddr).map_or(0, |h| h.phys)
 }
@@ -111,6 +114,7 @@ pub extern "C" fn qemu_plugin_hwaddr_phys_addr(haddr: *const qemu_plugin_hwaddr)
 /// `qemu_plugin_hwaddr_device_name`: "mock-mmio" for I/O, "RAM" otherwise,
 /// "Invalid" in user mode (static strings).
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_hwaddr_device_name(h: *const qemu_plugin_hwaddr) -> *const c_char {
     if !memory::is_system() {
         return c"Invalid".as_ptr();
@@ -148,6 +152,7 @@ fn read_into(name: &'static str, addr: u64, data: *mut GByteArray, len: usize) -
 /// # Safety
 /// `data` is null or a `GByteArray` from `g_byte_array_new`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_4)]
 pub unsafe extern "C" fn qemu_plugin_read_memory_vaddr(
     addr: u64,
     data: *mut GByteArray,

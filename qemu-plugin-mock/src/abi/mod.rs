@@ -3,13 +3,18 @@
 
 mod lifecycle;
 mod mem;
+// Registers and scoreboards arrived with API 2 (QEMU 9.0).
+#[cfg(since_api_2)]
 mod regs;
+#[cfg(since_api_2)]
 mod score;
 mod tb;
 
 pub use lifecycle::*;
 pub use mem::*;
+#[cfg(since_api_2)]
 pub use regs::*;
+#[cfg(since_api_2)]
 pub use score::*;
 pub use tb::*;
 

@@ -13,6 +13,7 @@ use crate::{ctx, glib, hostinfo, memory, vcpu};
 /// `qemu_plugin_get_registers`: a zero-terminated `GArray` of descriptors; handles
 /// are `index + 1` like QEMU's `GINT_TO_POINTER(gdb_reg + 1)`. Free with `g_array_free`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_get_registers() -> *mut GArray {
     guard("qemu_plugin_get_registers", ptr::null_mut(), || {
         if ctx::vcpu().is_none() {
@@ -77,6 +78,7 @@ fn reg_index(reg: *mut qemu_plugin_register) -> Option<usize> {
 /// # Safety
 /// `buf` is null or a `GByteArray` from `g_byte_array_new`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub unsafe extern "C" fn qemu_plugin_read_register(
     reg: *mut qemu_plugin_register,
     buf: *mut GByteArray,

@@ -10,6 +10,7 @@ use crate::{ctx, hostinfo};
 
 /// `qemu_plugin_scoreboard_new`: zero-filled, one `element_size` entry per vCPU index.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_scoreboard_new(element_size: usize) -> *mut qemu_plugin_scoreboard {
     guard("qemu_plugin_scoreboard_new", ptr::null_mut(), || {
         scoreboard::new(element_size).cast()
@@ -18,6 +19,7 @@ pub extern "C" fn qemu_plugin_scoreboard_new(element_size: usize) -> *mut qemu_p
 
 /// `qemu_plugin_scoreboard_free`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_scoreboard_free(score: *mut qemu_plugin_scoreboard) {
     guard("qemu_plugin_scoreboard_free", (), || {
         if !score.is_null() && !scoreboard::free(score.cast()) {
@@ -79,6 +81,7 @@ fn not_found(score: *mut qemu_plugin_scoreboard, vcpu: c_uint) {
 /// `qemu_plugin_scoreboard_find`: pointer to vCPU `vcpu_index`'s entry (moves when
 /// the scoreboards grow; never cache it).
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_scoreboard_find(
     score: *mut qemu_plugin_scoreboard,
     vcpu_index: c_uint,
@@ -100,6 +103,7 @@ fn u64_ptr(entry: qemu_plugin_u64, vcpu: c_uint) -> *mut u64 {
 
 /// `qemu_plugin_u64_add`: plain (non-atomic) add, like QEMU.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_u64_add(entry: qemu_plugin_u64, vcpu_index: c_uint, added: u64) {
     guard("qemu_plugin_u64_add", (), || {
         let p = u64_ptr(entry, vcpu_index);
@@ -114,6 +118,7 @@ pub extern "C" fn qemu_plugin_u64_add(entry: qemu_plugin_u64, vcpu_index: c_uint
 
 /// `qemu_plugin_u64_get`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_u64_get(entry: qemu_plugin_u64, vcpu_index: c_uint) -> u64 {
     guard("qemu_plugin_u64_get", 0, || {
         let p = u64_ptr(entry, vcpu_index);
@@ -127,6 +132,7 @@ pub extern "C" fn qemu_plugin_u64_get(entry: qemu_plugin_u64, vcpu_index: c_uint
 
 /// `qemu_plugin_u64_set`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_u64_set(entry: qemu_plugin_u64, vcpu_index: c_uint, val: u64) {
     guard("qemu_plugin_u64_set", (), || {
         let p = u64_ptr(entry, vcpu_index);
@@ -139,6 +145,7 @@ pub extern "C" fn qemu_plugin_u64_set(entry: qemu_plugin_u64, vcpu_index: c_uint
 
 /// `qemu_plugin_u64_sum`: sum over vCPU indexes `0..num_vcpus`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_u64_sum(entry: qemu_plugin_u64) -> u64 {
     guard("qemu_plugin_u64_sum", 0, || {
         (0..scoreboard::num_vcpus())

@@ -8,14 +8,19 @@ use super::guard;
 use crate::block::InsnData;
 use crate::exec::{MemKind, MemOp, Op, Slot};
 use crate::scoreboard::{self, Scoreboard};
+#[cfg(since_api_3)]
+use crate::sys::qemu_plugin_cond;
+#[cfg(since_api_2)]
+use crate::sys::qemu_plugin_u64;
 use crate::sys::{
-    qemu_plugin_cb_flags, qemu_plugin_cond, qemu_plugin_insn, qemu_plugin_mem_rw, qemu_plugin_op,
-    qemu_plugin_tb, qemu_plugin_u64, qemu_plugin_vcpu_mem_cb_t, qemu_plugin_vcpu_udata_cb_t,
+    qemu_plugin_cb_flags, qemu_plugin_insn, qemu_plugin_mem_rw, qemu_plugin_op, qemu_plugin_tb,
+    qemu_plugin_vcpu_mem_cb_t, qemu_plugin_vcpu_udata_cb_t,
 };
 use crate::translate::{MockInsn, MockTb};
 use crate::{glib, hostinfo};
 
 /// Resolves `entry` like QEMU's `gen_plugin_u64_ptr` (base + offset, element stride).
+#[cfg(since_api_2)]
 fn slot(entry: qemu_plugin_u64) -> Option<Slot> {
     let sb = entry.score.cast::<Scoreboard>();
     if sb.is_null() || !scoreboard::is_live(sb) {
@@ -40,14 +45,17 @@ fn slot(entry: qemu_plugin_u64) -> Option<Slot> {
     })
 }
 
+#[cfg(since_api_2)]
 fn inline(op: qemu_plugin_op, entry: qemu_plugin_u64, imm: u64) -> Option<Op> {
     let slot = slot(entry)?;
     Some(match op {
         qemu_plugin_op::QEMU_PLUGIN_INLINE_ADD_U64 => Op::Add { slot, imm },
+        #[cfg(since_api_3)]
         qemu_plugin_op::QEMU_PLUGIN_INLINE_STORE_U64 => Op::Store { slot, imm },
     })
 }
 
+#[cfg(since_api_3)]
 fn cond_op(
     cb: qemu_plugin_vcpu_udata_cb_t,
     flags: qemu_plugin_cb_flags,
@@ -125,6 +133,7 @@ pub extern "C" fn qemu_plugin_register_vcpu_tb_exec_cb(
 
 /// `qemu_plugin_register_vcpu_tb_exec_cond_cb`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_3)]
 pub extern "C" fn qemu_plugin_register_vcpu_tb_exec_cond_cb(
     tb: *mut qemu_plugin_tb,
     cb: qemu_plugin_vcpu_udata_cb_t,
@@ -141,6 +150,7 @@ pub extern "C" fn qemu_plugin_register_vcpu_tb_exec_cond_cb(
 
 /// `qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_register_vcpu_tb_exec_inline_per_vcpu(
     tb: *mut qemu_plugin_tb,
     op: qemu_plugin_op,
@@ -173,6 +183,7 @@ pub extern "C" fn qemu_plugin_register_vcpu_insn_exec_cb(
 
 /// `qemu_plugin_register_vcpu_insn_exec_cond_cb`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_3)]
 pub extern "C" fn qemu_plugin_register_vcpu_insn_exec_cond_cb(
     insn: *mut qemu_plugin_insn,
     cb: qemu_plugin_vcpu_udata_cb_t,
@@ -189,6 +200,7 @@ pub extern "C" fn qemu_plugin_register_vcpu_insn_exec_cond_cb(
 
 /// `qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_register_vcpu_insn_exec_inline_per_vcpu(
     insn: *mut qemu_plugin_insn,
     op: qemu_plugin_op,
@@ -239,6 +251,7 @@ pub extern "C" fn qemu_plugin_register_vcpu_mem_cb(
 
 /// `qemu_plugin_register_vcpu_mem_inline_per_vcpu`.
 #[unsafe(no_mangle)]
+#[cfg(since_api_2)]
 pub extern "C" fn qemu_plugin_register_vcpu_mem_inline_per_vcpu(
     insn: *mut qemu_plugin_insn,
     rw: qemu_plugin_mem_rw,
@@ -327,6 +340,7 @@ pub extern "C" fn qemu_plugin_tb_get_insn(
 /// `qemu_plugin_insn_data`: copies up to `len` bytes of the instruction into `dest`
 /// and returns how many were copied.
 #[unsafe(no_mangle)]
+#[cfg(since_api_3)]
 pub extern "C" fn qemu_plugin_insn_data(
     insn: *const qemu_plugin_insn,
     dest: *mut c_void,
@@ -375,8 +389,65 @@ pub extern "C" fn qemu_plugin_insn_disas(insn: *const qemu_plugin_insn) -> *mut 
 
 /// `qemu_plugin_insn_symbol`: borrowed string valid while the block exists, or null.
 #[unsafe(no_mangle)]
+#[cfg(since_api_1)]
 pub extern "C" fn qemu_plugin_insn_symbol(insn: *const qemu_plugin_insn) -> *const c_char {
     with_insn("qemu_plugin_insn_symbol", insn, ptr::null(), |d| {
         d.symbol.as_ref().map_or(ptr::null(), |s| s.as_ptr())
     })
+}
+
+/// `qemu_plugin_insn_data` of APIs 0 to 2: a pointer to the instruction's bytes (valid
+/// while the block is being translated; its length is `qemu_plugin_insn_size`).
+#[cfg(not(since_api_3))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_insn_data(insn: *const qemu_plugin_insn) -> *const c_void {
+    with_insn("qemu_plugin_insn_data", insn, ptr::null(), |d| {
+        d.bytes.as_ptr().cast()
+    })
+}
+
+/// The inline operations of APIs 0 and 1 (`qemu_plugin_register_vcpu_{tb,insn}_exec_inline`,
+/// `..._mem_inline`), on a plain pointer rather than a scoreboard entry: registered as a
+/// violation, since the mock does not emulate them (nothing in the crate uses them; its
+/// `unsafe` wrappers pass them through).
+#[cfg(not(since_api_2))]
+fn pointer_inline_unsupported(api: &str) {
+    hostinfo::violation(format!("{api}: not emulated by the mock host"));
+}
+
+/// `qemu_plugin_register_vcpu_tb_exec_inline` (APIs 0 and 1).
+#[cfg(not(since_api_2))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_register_vcpu_tb_exec_inline(
+    _tb: *mut qemu_plugin_tb,
+    _op: qemu_plugin_op,
+    _ptr: *mut c_void,
+    _imm: u64,
+) {
+    pointer_inline_unsupported("qemu_plugin_register_vcpu_tb_exec_inline")
+}
+
+/// `qemu_plugin_register_vcpu_insn_exec_inline` (APIs 0 and 1).
+#[cfg(not(since_api_2))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_register_vcpu_insn_exec_inline(
+    _insn: *mut qemu_plugin_insn,
+    _op: qemu_plugin_op,
+    _ptr: *mut c_void,
+    _imm: u64,
+) {
+    pointer_inline_unsupported("qemu_plugin_register_vcpu_insn_exec_inline")
+}
+
+/// `qemu_plugin_register_vcpu_mem_inline` (APIs 0 and 1).
+#[cfg(not(since_api_2))]
+#[unsafe(no_mangle)]
+pub extern "C" fn qemu_plugin_register_vcpu_mem_inline(
+    _insn: *mut qemu_plugin_insn,
+    _rw: qemu_plugin_mem_rw,
+    _op: qemu_plugin_op,
+    _ptr: *mut c_void,
+    _imm: u64,
+) {
+    pointer_inline_unsupported("qemu_plugin_register_vcpu_mem_inline")
 }

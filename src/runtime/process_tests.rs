@@ -164,6 +164,7 @@ fn workload(reps: u64) -> Workload {
 const EXECVE: i64 = 59;
 const GETPID: i64 = 39;
 const FORK: i64 = 57;
+#[cfg(since_api_4)]
 const EXECVEAT: i64 = 322;
 
 #[test]

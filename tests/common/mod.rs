@@ -39,6 +39,73 @@ pub struct QemuEnv {
     pub guest_initrd: PathBuf,
     /// qemu-system-x86_64 11.1 (plugin API 7), from Debian sid in a private sysroot.
     pub qemu_system_11: PathBuf,
+    /// qemu-x86_64 7.2 (plugin API 1), built from Debian bookworm's source.
+    pub qemu_user_7_2: PathBuf,
+    /// QEMU 7.2's reference plugins (`tests/plugin` there).
+    pub ref_plugins_7_2: PathBuf,
+    /// QEMU 7.2's source tree (its contrib plugins are built in `build/contrib/plugins`).
+    pub qemu_src_7_2: PathBuf,
+    /// qemu-system-x86_64 7.2 (plugin API 1), bookworm's binary in a private directory.
+    pub qemu_system_7_2: PathBuf,
+}
+
+/// One of the provisioned linux-user QEMUs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UserQemu {
+    /// qemu-x86_64 10.2.2 (plugin API 5).
+    V10_2,
+    /// qemu-x86_64 7.2 (plugin API 1).
+    V7_2,
+}
+
+impl UserQemu {
+    /// The binary.
+    pub fn binary(self) -> &'static Path {
+        let env = qemu_env();
+        match self {
+            UserQemu::V10_2 => &env.qemu_user,
+            UserQemu::V7_2 => &env.qemu_user_7_2,
+        }
+    }
+
+    /// A reference plugin of this QEMU's own source, e.g. `insn` -> `libinsn.so`.
+    pub fn ref_plugin(self, name: &str) -> PathBuf {
+        let env = qemu_env();
+        let dir = match self {
+            UserQemu::V10_2 => &env.ref_plugins,
+            UserQemu::V7_2 => &env.ref_plugins_7_2,
+        };
+        plugin_file(dir, name)
+    }
+
+    /// A contrib plugin of this QEMU's own source, e.g. `hotblocks`.
+    pub fn contrib_plugin(self, name: &str) -> PathBuf {
+        let env = qemu_env();
+        let dir = match self {
+            UserQemu::V10_2 => env.contrib_plugins.clone(),
+            UserQemu::V7_2 => env.qemu_src_7_2.join("build/contrib/plugins"),
+        };
+        plugin_file(&dir, name)
+    }
+
+    /// The plugin API the examples are built for to load into this QEMU.
+    pub fn api(self) -> Api {
+        match self {
+            UserQemu::V10_2 => Api::V5,
+            UserQemu::V7_2 => Api::V1,
+        }
+    }
+}
+
+fn plugin_file(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(format!("lib{name}.so"));
+    assert!(
+        p.is_file(),
+        "QEMU plugin {} is missing; {}",
+        p.display(),
+        provision_hint()
+    );
+    p
 }
 
 fn cache_dir() -> PathBuf {
@@ -96,6 +163,10 @@ fn load_env() -> QemuEnv {
         guest_kernel: get("GUEST_KERNEL", None),
         guest_initrd: get("GUEST_INITRD", None),
         qemu_system_11: get("QEMU_SYSTEM_11", Some("QEMU_PLUGIN_QEMU_SYSTEM_11")),
+        qemu_user_7_2: get("QEMU_USER_7_2", Some("QEMU_PLUGIN_QEMU_USER_7_2")),
+        ref_plugins_7_2: get("QEMU_REF_PLUGINS_7_2", None),
+        qemu_src_7_2: get("QEMU_SRC_7_2", None),
+        qemu_system_7_2: get("QEMU_SYSTEM_7_2", Some("QEMU_PLUGIN_QEMU_SYSTEM_7_2")),
     };
     for (what, path) in [
         ("qemu-x86_64 (QEMU_USER)", &env.qemu_user),
@@ -105,6 +176,11 @@ fn load_env() -> QemuEnv {
         (
             "qemu-system-x86_64 11.1 wrapper (QEMU_SYSTEM_11)",
             &env.qemu_system_11,
+        ),
+        ("qemu-x86_64 7.2 (QEMU_USER_7_2)", &env.qemu_user_7_2),
+        (
+            "qemu-system-x86_64 7.2 wrapper (QEMU_SYSTEM_7_2)",
+            &env.qemu_system_7_2,
         ),
     ] {
         assert!(
@@ -117,16 +193,10 @@ fn load_env() -> QemuEnv {
     env
 }
 
-/// A reference plugin built from QEMU's tests/tcg/plugins, e.g. `insn` → `libinsn.so`.
+/// A reference plugin built from QEMU 10.2's tests/tcg/plugins, e.g. `insn` →
+/// `libinsn.so`.
 pub fn ref_plugin(name: &str) -> PathBuf {
-    let p = qemu_env().ref_plugins.join(format!("lib{name}.so"));
-    assert!(
-        p.is_file(),
-        "QEMU reference plugin {} is missing; {}",
-        p.display(),
-        provision_hint()
-    );
-    p
+    UserQemu::V10_2.ref_plugin(name)
 }
 
 /// A plugin built from QEMU's contrib/plugins, e.g. `hotblocks`.
@@ -160,6 +230,8 @@ pub enum Api {
     V4,
     /// `--no-default-features --features plugin-api-v7`, for qemu-system-x86_64 11.1.
     V7,
+    /// `--no-default-features --features plugin-api-v1`, for QEMU 7.2.
+    V1,
 }
 
 impl Api {
@@ -169,6 +241,7 @@ impl Api {
             Api::V4 => "plugin-api-v4",
             Api::V5 => "plugin-api-v5",
             Api::V7 => "plugin-api-v7",
+            Api::V1 => "plugin-api-v1",
         }
     }
 }
@@ -203,10 +276,12 @@ pub fn example(api: Api, name: &str) -> PathBuf {
     static V5: OnceLock<PathBuf> = OnceLock::new();
     static V4: OnceLock<PathBuf> = OnceLock::new();
     static V7: OnceLock<PathBuf> = OnceLock::new();
+    static V1: OnceLock<PathBuf> = OnceLock::new();
     let dir = match api {
         Api::V5 => V5.get_or_init(|| build_examples(Api::V5)),
         Api::V4 => V4.get_or_init(|| build_examples(Api::V4)),
         Api::V7 => V7.get_or_init(|| build_examples(Api::V7)),
+        Api::V1 => V1.get_or_init(|| build_examples(Api::V1)),
     };
     let p = dir.join(format!("lib{name}.so"));
     assert!(
@@ -421,7 +496,38 @@ fn plugin_args(cmd: &mut Command, plugins: &[Plugin]) {
 /// instructions libc start-up executes; with a fixed environment single-threaded runs
 /// are exactly repeatable.
 pub fn run_user(label: &str, plugins: &[Plugin], guest_name: &str, guest_args: &[&str]) -> Run {
-    run_user_program(label, &[], plugins, &guest(guest_name), guest_args)
+    run_user_on(UserQemu::V10_2, label, plugins, guest_name, guest_args)
+}
+
+/// [`run_user`] in the linux-user QEMU `qemu`.
+pub fn run_user_on(
+    qemu: UserQemu,
+    label: &str,
+    plugins: &[Plugin],
+    guest_name: &str,
+    guest_args: &[&str],
+) -> Run {
+    let program = guest(guest_name);
+    let label = match qemu {
+        UserQemu::V10_2 => label.to_string(),
+        other => format!("{label}-{other:?}"),
+    };
+    run(&label, USER_TIMEOUT, |log| {
+        let mut argv = user_command(&[], plugins, log, &program, guest_args);
+        argv[0] = qemu.binary().into();
+        user_process(&argv)
+    })
+}
+
+/// The command of a linux-user run, with the environment cleared (see [`run_user`]).
+fn user_process(argv: &[std::ffi::OsString]) -> Command {
+    let mut cmd = Command::new(&argv[0]);
+    cmd.env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .env("LC_ALL", "C")
+        .current_dir(TARGET_TMPDIR)
+        .args(&argv[1..]);
+    cmd
 }
 
 /// The `qemu-x86_64` command line [`run_user`] runs, for any host program, with extra
@@ -454,14 +560,7 @@ pub fn run_user_program(
     args: &[&str],
 ) -> Run {
     run(label, USER_TIMEOUT, |log| {
-        let argv = user_command(qemu_opts, plugins, log, program, args);
-        let mut cmd = Command::new(&argv[0]);
-        cmd.env_clear()
-            .env("PATH", "/usr/bin:/bin")
-            .env("LC_ALL", "C")
-            .current_dir(TARGET_TMPDIR)
-            .args(&argv[1..]);
-        cmd
+        user_process(&user_command(qemu_opts, plugins, log, program, args))
     })
 }
 
@@ -647,6 +746,9 @@ pub fn parse_bb(log: &str) -> BbCounts {
     for line in log.lines() {
         if let Some(rest) = line.strip_prefix("Total: ") {
             total = Some(split(rest, line));
+        } else if line.starts_with("bb's: ") {
+            // QEMU 7.2's bb.c in user mode: the total alone, unprefixed.
+            total = Some(split(line, line));
         } else if let Some(rest) = line.strip_prefix("CPU")
             && let Some((cpu, rest)) = rest.split_once(": ")
             && rest.starts_with("bb's: ")
@@ -654,8 +756,15 @@ pub fn parse_bb(log: &str) -> BbCounts {
             per_cpu.insert(num(cpu, line), split(rest, line));
         }
     }
-    let (total_bbs, total_insns) =
-        total.unwrap_or_else(|| panic!("no bb.c `Total: bb's: ...` line in plugin log:\n{log}"));
+    // QEMU 7.2's bb.c in system mode prints the vCPUs' lines and no total.
+    let summed = (!per_cpu.is_empty()).then(|| {
+        per_cpu
+            .values()
+            .fold((0, 0), |(b, i), (pb, pi)| (b + pb, i + pi))
+    });
+    let (total_bbs, total_insns) = total.or(summed).unwrap_or_else(|| {
+        panic!("no bb.c `Total: bb's: ...` (or `bb's: ...`) line in plugin log:\n{log}")
+    });
     BbCounts {
         per_cpu,
         total_bbs,
@@ -667,7 +776,11 @@ pub fn parse_bb(log: &str) -> BbCounts {
 pub fn parse_mem(log: &str) -> u64 {
     let counts: Vec<u64> = log
         .lines()
-        .filter_map(|l| l.strip_prefix("mem accesses: ").map(|n| num(n, l)))
+        .filter_map(|l| {
+            // QEMU 7.2's mem.c says "callback mem accesses: N".
+            let rest = l.strip_prefix("callback ").unwrap_or(l);
+            rest.strip_prefix("mem accesses: ").map(|n| num(n, l))
+        })
         .collect();
     assert_eq!(
         counts.len(),

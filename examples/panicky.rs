@@ -119,9 +119,10 @@ impl PerVcpu for Panicky {
     type Shard = Shard;
     type Total = ();
 
-    #[cfg(not(feature = "plugin-api-v4"))]
+    // Discontinuities exist from QEMU 10.2 (API 5) on; builds for older APIs ask for none.
+    #[cfg(since_api_5)]
     const DISCONTINUITIES: DisconTypes = DisconTypes::EXCEPTION.union(DisconTypes::INTERRUPT);
-    #[cfg(feature = "plugin-api-v4")]
+    #[cfg(not(since_api_5))]
     const DISCONTINUITIES: DisconTypes = DisconTypes::NONE;
 
     fn new(args: &Args, info: &Info) -> Result<(Self, ())> {

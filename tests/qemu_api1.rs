@@ -20,8 +20,9 @@ fn run_7_2(label: &str, plugins: &[Plugin]) -> Run {
     )
 }
 
-/// The README's plugin (a callback per block) counts, on each vCPU, what QEMU 7.2's own
-/// bb.c counts in the same boot; `icount` (a callback per instruction) counts every vCPU.
+/// The README's plugin and `icount` (each a callback per instruction, each with its own
+/// runtime) count the same boot identically, on every vCPU, and QEMU 7.2's own bb.c (a
+/// callback per block) counts at most 0.1% more on each vCPU.
 #[test]
 fn api1_system_counts_agree_with_bb_c() {
     let r = run_7_2(
@@ -57,16 +58,26 @@ fn api1_system_counts_agree_with_bb_c() {
         bb.total_insns, bb.per_cpu, icount.total, icount.per_cpu
     );
     assert_eq!(bb.per_cpu.len(), 4, "bb.c saw 4 vCPUs\n{}", r.describe());
-    assert_eq!(readme, bb.total_insns, "{}", r.describe());
+    assert_eq!(
+        readme,
+        icount.total,
+        "the two plugins' counts\n{}",
+        r.describe()
+    );
     assert_eq!(
         icount.per_cpu.keys().copied().collect::<Vec<_>>(),
         [0, 1, 2, 3]
     );
     assert_eq!(icount.total, icount.per_cpu.values().sum::<u64>());
     for (cpu, n) in &icount.per_cpu {
-        // A block's callback counts all its instructions when the block starts; an
-        // instruction's callback only those reached (a fault can end a block early).
-        assert!(*n <= bb.per_cpu[cpu].1, "vCPU {cpu}: icount {n} > bb.c");
+        // bb.c adds a block's size when the block starts; ours count the instructions
+        // reached, and in a booting kernel faults and interrupts end blocks early: a few
+        // in 10,000 (0.017% in the run this was written from), never the other way.
+        let b = bb.per_cpu[cpu].1;
+        assert!(
+            *n <= b && b - n <= b / 1000,
+            "vCPU {cpu}: ours {n}, bb.c {b}"
+        );
         assert!(*n > GUEST_LOOP_ITERS, "vCPU {cpu}: {n}");
     }
 }

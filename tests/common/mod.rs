@@ -232,9 +232,25 @@ pub enum Api {
     V7,
     /// `--no-default-features --features plugin-api-v1`, for QEMU 7.2.
     V1,
+    /// Plugin API 0 (QEMU 4.2 to 7.1; QEMU 7.2 still loads it).
+    V0,
+    /// Plugin API 2 (QEMU 9.0; QEMU 10.2 still loads it).
+    V2,
+    /// Plugin API 3 (QEMU 9.1; QEMU 10.2 still loads it).
+    V3,
 }
 
 impl Api {
+    /// The provisioned linux-user QEMU that loads plugins of this API: 7.2 accepts APIs
+    /// 0 and 1, 10.2 accepts 2 to 5. (None here accepts 6 or 7.)
+    pub fn user_qemu(self) -> UserQemu {
+        match self {
+            Api::V0 | Api::V1 => UserQemu::V7_2,
+            Api::V2 | Api::V3 | Api::V4 | Api::V5 => UserQemu::V10_2,
+            Api::V7 => panic!("no linux-user QEMU with plugin API 7 can be had here"),
+        }
+    }
+
     /// The cargo feature that selects this API.
     pub fn feature(self) -> &'static str {
         match self {
@@ -242,6 +258,9 @@ impl Api {
             Api::V5 => "plugin-api-v5",
             Api::V7 => "plugin-api-v7",
             Api::V1 => "plugin-api-v1",
+            Api::V0 => "plugin-api-v0",
+            Api::V2 => "plugin-api-v2",
+            Api::V3 => "plugin-api-v3",
         }
     }
 }
@@ -282,6 +301,7 @@ pub fn example(api: Api, name: &str) -> PathBuf {
         Api::V4 => V4.get_or_init(|| build_examples(Api::V4)),
         Api::V7 => V7.get_or_init(|| build_examples(Api::V7)),
         Api::V1 => V1.get_or_init(|| build_examples(Api::V1)),
+        other => panic!("the examples are not built for {other:?}"),
     };
     let p = dir.join(format!("lib{name}.so"));
     assert!(

@@ -18,13 +18,21 @@ use qemu_plugin::memory::MemoryInfo;
 use qemu_plugin::plugin::{HasCallbacks, Register};
 use qemu_plugin::translation_block::{TranslationBlock, TranslationBlockIterator};
 use qemu_plugin::{
-    qemu_plugin_bool_parse, qemu_plugin_end_code, qemu_plugin_entry_code,
-    qemu_plugin_get_registers, qemu_plugin_num_vcpus, qemu_plugin_outs, qemu_plugin_path_to_binary,
-    qemu_plugin_read_memory_vaddr, qemu_plugin_register_atexit_cb,
+    qemu_plugin_bool_parse, qemu_plugin_outs, qemu_plugin_register_atexit_cb,
     qemu_plugin_register_vcpu_insn_exec_cb, qemu_plugin_register_vcpu_mem_cb,
-    qemu_plugin_register_vcpu_tb_exec_cb, qemu_plugin_start_code, register, CallbackFlags, Error,
-    MemRW, PluginId, Result, VCPUIndex,
+    qemu_plugin_register_vcpu_tb_exec_cb, register, CallbackFlags, Error, MemRW, PluginId,
+    Result, VCPUIndex,
 };
+// What older plugin APIs lack, gated the way 10.1.0-v2 gates it (and its users do).
+#[cfg(not(feature = "plugin-api-v0"))]
+use qemu_plugin::qemu_plugin_entry_code;
+#[cfg(not(any(feature = "plugin-api-v0", feature = "plugin-api-v1")))]
+use qemu_plugin::{
+    qemu_plugin_end_code, qemu_plugin_get_registers, qemu_plugin_num_vcpus,
+    qemu_plugin_path_to_binary, qemu_plugin_start_code,
+};
+#[cfg(any(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
+use qemu_plugin::qemu_plugin_read_memory_vaddr;
 
 static INSNS: AtomicU64 = AtomicU64::new(0);
 static BLOCKS: AtomicU64 = AtomicU64::new(0);
@@ -150,6 +158,11 @@ fn instrument(insn: &Instruction) -> Result<()> {
 impl HasCallbacks for Compat {
     fn on_vcpu_init(&mut self, _id: PluginId, vcpu_id: VCPUIndex) -> Result<()> {
         VCPUS.fetch_add(1, Ordering::Relaxed);
+        #[cfg(not(feature = "plugin-api-v0"))]
+        if vcpu_id == 0 {
+            *ENTRY.lock().unwrap() = qemu_plugin_entry_code();
+        }
+        #[cfg(not(any(feature = "plugin-api-v0", feature = "plugin-api-v1")))]
         if vcpu_id == 0 {
             let regs = qemu_plugin_get_registers()?;
             REGS.store(regs.len() as u64, Ordering::Relaxed);
@@ -159,7 +172,6 @@ impl HasCallbacks for Compat {
             if let Some(first) = regs.first() {
                 let _bytes: Vec<u8> = first.read()?;
             }
-            *ENTRY.lock().unwrap() = qemu_plugin_entry_code();
             if self.verbose {
                 qemu_plugin_outs(format!(
                     "compat: {} vCPUs so far; binary {:?} code {:?}..{:?} entry {:?}\n",
@@ -241,6 +253,7 @@ impl HasCallbacks for Compat {
         // write(2): read the guest's buffer pointer's first byte (a vCPU callback).
         if num == 1 && a1 == 1 && self.verbose {
             let mut byte = [0u8; 1];
+            #[cfg(any(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
             let _ = qemu_plugin_read_memory_vaddr(_a2, &mut byte);
         }
         Ok(())
@@ -274,13 +287,13 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::RegisterReadError { .. } => "RegisterReadError",
         Error::RegisterWriteError { .. } => "RegisterWriteError",
         Error::VaddrReadError { .. } => "VaddrReadError",
-        #[cfg(since_api_5)]
+        #[cfg(feature = "plugin-api-v5")]
         Error::VaddrWriteError { .. } => "VaddrWriteError",
-        #[cfg(since_api_5)]
+        #[cfg(feature = "plugin-api-v5")]
         Error::HwaddrReadError { .. } => "HwaddrReadError",
-        #[cfg(since_api_5)]
+        #[cfg(feature = "plugin-api-v5")]
         Error::HwaddrWriteError { .. } => "HwaddrWriteError",
-        #[cfg(since_api_5)]
+        #[cfg(feature = "plugin-api-v5")]
         Error::VaddrTranslateError { .. } => "VaddrTranslateError",
         Error::PluginInstanceSetError => "PluginInstanceSetError",
         Error::StdUtf8Error(_) => "StdUtf8Error",
@@ -325,8 +338,9 @@ pub fn error_kind(e: &Error) -> &'static str {
 
 /// Function items named with 10.1.0-v2's exact types, as its users may (fn pointers).
 pub fn signatures() {
+    #[cfg(any(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
     let _read: fn(u64, &mut [u8]) -> Result<()> = qemu_plugin::qemu_plugin_read_memory_vaddr;
-    #[cfg(since_api_5)]
+    #[cfg(feature = "plugin-api-v5")]
     {
         let _write: fn(u64, &mut [u8]) -> Result<()> =
             qemu_plugin::memory::qemu_plugin_write_memory_vaddr;
@@ -339,6 +353,7 @@ pub fn signatures() {
     }
     let _store = |p: Compat| qemu_plugin::register_plugin(p);
     // The scoreboard type as 10.1.0-v2 names it, with its lifetime parameter.
+    #[cfg(not(any(feature = "plugin-api-v0", feature = "plugin-api-v1")))]
     let _board: Option<qemu_plugin::scoreboard::Scoreboard<'static, u64>> = None;
 }
 

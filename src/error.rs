@@ -106,6 +106,7 @@ pub enum Error {
     },
     /// Reading guest virtual memory failed.
     #[error("reading {len} bytes at virtual address {addr:#x} failed")]
+    #[cfg(since_api_4)]
     VaddrReadError {
         /// The address.
         addr: u64,

@@ -1,6 +1,6 @@
 //! Who this plugin is: the name its registering macro gave it (which prefixes every
 //! message the crate prints), the id QEMU gave it at install, whether QEMU runs in user
-//! mode, and whether QEMU has since uninstalled it (the id is then invalid: QEMU aborts
+//! mode and which plugin API it speaks, and whether QEMU has since uninstalled it (the id is then invalid: QEMU aborts
 //! on it).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +12,19 @@ static NAME: Mutex<&'static str> = Mutex::new("qemu-plugin");
 static ID: AtomicU64 = AtomicU64::new(0);
 static UNINSTALLED: AtomicBool = AtomicBool::new(false);
 static USER_MODE: AtomicBool = AtomicBool::new(false);
+static QEMU_API: AtomicU64 = AtomicU64::new(0);
+
+/// Records the plugin API version the running QEMU speaks (`qemu_info_t`'s
+/// `version.cur`, at install), which can be newer than the one the plugin was built for.
+pub(crate) fn set_qemu_api(current: i64) {
+    QEMU_API.store(u64::try_from(current).unwrap_or(0), Ordering::Relaxed);
+}
+
+/// The plugin API version of the running QEMU, as it said at install (0 before).
+#[cfg_attr(since_api_3, allow(dead_code))]
+pub(crate) fn qemu_api() -> u64 {
+    QEMU_API.load(Ordering::Relaxed)
+}
 
 /// Records the plugin's name (from `register!` / `per_vcpu!`).
 pub(crate) fn set_name(name: &'static str) {

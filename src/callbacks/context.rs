@@ -63,6 +63,11 @@ impl Facts {
             Hook::Exec | Hook::Memory => (false, false, false),
             // Inside `cpu_exec` too, and cold.
             Hook::Translate | Hook::Discontinuity => (true, false, false),
+            // From QEMU 9.0 (API 2) vCPU init runs on the vCPU's own thread; before, QEMU
+            // runs it on the thread that creates the vCPU (cpu.c, `cpu_exec_realizefn`),
+            // for the first vCPU before any `current_cpu` is set (QEMU 7.2's
+            // `qemu_plugin_entry_code` crashes there).
+            Hook::VcpuInit if !cfg!(since_api_2) => (false, true, false),
             // On the vCPU's thread, outside `cpu_exec`.
             Hook::VcpuInit
             | Hook::VcpuExit

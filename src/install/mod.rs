@@ -103,6 +103,7 @@ unsafe fn install(
     // SAFETY: forwarded from this function's contract.
     let info = unsafe { Info::from_raw(info) }?;
     crate::identity::set_user_mode(info.is_user_mode());
+    crate::identity::set_qemu_api(info.version.current);
     let registered = *INSTALLER.lock().unwrap_or_else(|p| p.into_inner());
     // A plugin of 10.1.0-v2's style may have stored itself with `PLUGIN.set(..)` or
     // `register_plugin(..)` (from a constructor of its own) instead of `register!`.

@@ -201,6 +201,12 @@ unsafe extern "C" {
 /// API 3 QEMU copies them itself; before, `qemu_plugin_insn_data` returns a pointer to
 /// the encoding, whose length is `qemu_plugin_insn_size`.
 ///
+/// QEMU changed that function's parameters in API 3 without keeping the old ones, yet
+/// QEMU 9.1 and later still load plugins built for API 2: a plugin built for API 2 that
+/// calls it the API-2 way there gets the byte count back as a pointer (10.1.0-v2's
+/// builds crash QEMU 10.2 so). So a build for an API before 3 asks which API the running
+/// QEMU speaks (recorded at install) and calls the function with that API's parameters.
+///
 /// # Safety
 /// `insn` is an instruction of the block being translated, in its translation callback;
 /// `dest` has room for `len` bytes.
@@ -216,8 +222,19 @@ pub unsafe fn insn_data_into(
     }
     #[cfg(not(since_api_3))]
     // SAFETY: the caller's contract; QEMU's pointer covers `insn_size` bytes, valid
-    // during translation, and the copy takes no more than that or `len`.
+    // during translation, and the copy takes no more than that or `len`. When the running
+    // QEMU speaks API 3 or later, its `qemu_plugin_insn_data` has the API-3 parameters
+    // (the declaration's shape is the API-2 one, so the function is called through a
+    // pointer of the right type).
     unsafe {
+        if crate::identity::qemu_api() >= 3 {
+            type Api3 = unsafe extern "C" fn(*const qemu_plugin_insn, *mut c_void, usize) -> usize;
+            let copy = std::mem::transmute::<
+                unsafe extern "C" fn(*const qemu_plugin_insn) -> *const c_void,
+                Api3,
+            >(qemu_plugin_insn_data);
+            return copy(insn, dest, len);
+        }
         let src = qemu_plugin_insn_data(insn);
         if src.is_null() {
             return 0;

@@ -135,6 +135,7 @@ fn instrument(insn: &Instruction) -> Result<()> {
     BYTES.fetch_add(data.len() as u64, Ordering::Relaxed);
     let _ = (insn.size(), insn.vaddr(), insn.haddr());
     let _disassembly: String = insn.disas()?;
+    #[cfg(not(feature = "plugin-api-v0"))]
     let _symbol: Option<String> = insn.symbol()?;
     let mut executed = false;
     insn.register_execute_callback(move |_vcpu: VCPUIndex| {
@@ -158,7 +159,9 @@ fn instrument(insn: &Instruction) -> Result<()> {
 impl HasCallbacks for Compat {
     fn on_vcpu_init(&mut self, _id: PluginId, vcpu_id: VCPUIndex) -> Result<()> {
         VCPUS.fetch_add(1, Ordering::Relaxed);
-        #[cfg(not(feature = "plugin-api-v0"))]
+        // QEMU 7.2 (APIs 0 and 1) runs vCPU init before the vCPU's task state exists, and
+        // crashes on a program-layout query there: those builds ask at the first syscall.
+        #[cfg(not(any(feature = "plugin-api-v0", feature = "plugin-api-v1")))]
         if vcpu_id == 0 {
             *ENTRY.lock().unwrap() = qemu_plugin_entry_code();
         }
@@ -250,6 +253,13 @@ impl HasCallbacks for Compat {
         _a8: u64,
     ) -> Result<()> {
         SYSCALLS.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "plugin-api-v1")]
+        {
+            let mut entry = ENTRY.lock().unwrap();
+            if entry.is_none() {
+                *entry = qemu_plugin_entry_code();
+            }
+        }
         // write(2): read the guest's buffer pointer's first byte (a vCPU callback).
         if num == 1 && a1 == 1 && self.verbose {
             let mut byte = [0u8; 1];
@@ -286,6 +296,7 @@ pub fn error_kind(e: &Error) -> &'static str {
         Error::InvalidRegisterReadSize { .. } => "InvalidRegisterReadSize",
         Error::RegisterReadError { .. } => "RegisterReadError",
         Error::RegisterWriteError { .. } => "RegisterWriteError",
+        #[cfg(any(feature = "plugin-api-v4", feature = "plugin-api-v5"))]
         Error::VaddrReadError { .. } => "VaddrReadError",
         #[cfg(feature = "plugin-api-v5")]
         Error::VaddrWriteError { .. } => "VaddrWriteError",

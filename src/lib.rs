@@ -51,10 +51,11 @@
 //! what it costs.
 //!
 //! # QEMU versions
-//! Choose one feature: `plugin-api-v5` (default) for QEMU 10.1 and 10.2,
-//! `plugin-api-v4` for QEMU 9.2 and 10.0, `plugin-api-v6` for QEMU 11.0 or
-//! `plugin-api-v7` for QEMU 11.1 (which accepts nothing older). Items say which QEMU
-//! they need;
+//! Choose one feature, for the oldest QEMU the plugin must load in: `plugin-api-v5`
+//! (default) for QEMU 10.1 and 10.2, `plugin-api-v4` for 9.2 and 10.0, `-v3` for 9.1,
+//! `-v2` for 9.0, `-v1` for 7.2 to 8.2, `-v0` for 4.2 to 7.1, `plugin-api-v6` for 11.0,
+//! `plugin-api-v7` for 11.1 (which accepts nothing older). Items an API lacks are
+//! compiled out; their docs say which QEMU they need;
 //! [`qemu_plugin_register_vcpu_discon_cb`] needs QEMU 10.2 and is looked up at run time.
 
 #![cfg_attr(docsrs, feature(doc_cfg))]

@@ -149,7 +149,7 @@ system_mode() {
 # ---------------------------------------------------------------- Linux guest
 GUEST="$CACHE/guest"
 # Bump when the initramfs below changes, so that cached guests are rebuilt.
-GUEST_VERSION=3
+GUEST_VERSION=4
 guest() {
   if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ] \
      && [ "$(cat "$GUEST/version" 2>/dev/null)" = "$GUEST_VERSION" ]; then
@@ -197,9 +197,25 @@ void _start(void) {
 }
 C
   gcc -static -nostdlib -O1 -o "$root/bin/debugexit" "$GUEST/debugexit.c" || die "gcc failed on debugexit.c"
+  # ud2probe: executes `ud2` (an invalid opcode: the kernel kills it with SIGILL), then
+  # says it survived. It survives only if a plugin moves the PC past the `ud2`.
+  cat >"$GUEST/ud2probe.c" <<'C'
+void _start(void) {
+    static const char ok[] = "guest: ud2 skipped\n";
+    __asm__ volatile("ud2");
+    long r;
+    __asm__ volatile("syscall" : "=a"(r) : "a"(1L), "D"(1L), "S"(ok), "d"(sizeof ok - 1) : "rcx", "r11", "memory");
+    __asm__ volatile("syscall" : : "a"(60L), "D"(0L) : "rcx", "r11", "memory");
+    for (;;) {
+    }
+}
+C
+  gcc -static -nostdlib -O1 -o "$root/bin/ud2probe" "$GUEST/ud2probe.c" || die "gcc failed on ud2probe.c"
   cat >"$root/init" <<'INIT'
 #!/bin/sh
 # Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
+# With `setpc` on the kernel command line: run /bin/ud2probe (which dies of SIGILL unless
+# a plugin skips its `ud2`), say how it exited, power off.
 # With `debugexit` on the kernel command line: spin on every CPU but the last, and exit
 # QEMU from the last one through the isa-debug-exit device at port 0xf4 (QEMU exits with
 # status (1 << 1) | 1 = 3), with the other vCPUs still executing.
@@ -208,6 +224,11 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null
 n=$(nproc)
 echo "guest: $n cpus"
+case "$(cat /proc/cmdline)" in *setpc*)
+  /bin/ud2probe
+  echo "guest: ud2probe exit $?"
+  poweroff -f
+esac
 case "$(cat /proc/cmdline)" in *debugexit*)
   last=$((n-1))
   c=0

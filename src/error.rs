@@ -306,6 +306,15 @@ pub enum Failure {
         /// The repeated key.
         key: String,
     },
+    /// A write to a register QEMU flags read-only (API 6 and later: the PC).
+    #[error(
+        "register {name} is read-only (QEMU 11 aborts on a write to it; a callback changes \
+         the PC by returning the new one from `InsnTranslation::on_exec_redirect`)"
+    )]
+    ReadOnlyRegister {
+        /// The register's name.
+        name: String,
+    },
     /// A buffer is longer than QEMU's API can take in one call.
     #[error("a buffer of {len} bytes is longer than QEMU accepts in one call")]
     BufferTooLarge {

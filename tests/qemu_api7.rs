@@ -12,12 +12,18 @@ mod common;
 use common::*;
 
 fn run_11(label: &str, plugins: &[Plugin]) -> Run {
+    run_11_with(label, plugins, &[])
+}
+
+/// [`run_11`] with words for the guest's init on the kernel command line.
+fn run_11_with(label: &str, plugins: &[Plugin], append: &[&str]) -> Run {
     let env = qemu_env();
     run_system_with(
         label,
         plugins,
         &SystemExtras {
             qemu: Some(&env.qemu_system_11),
+            append,
             ..SystemExtras::default()
         },
     )
@@ -152,5 +158,37 @@ fn api7_panic_in_idle_hook_leaves_the_guest_running() {
             && ours[0].ends_with("uninstalling the plugin, the guest continues"),
         "{}",
         ours[0]
+    );
+}
+
+/// `qemu_plugin_set_pc` (API 6 and later) through `on_exec_redirect`: `skip` moves the PC
+/// past the `ud2` of the guest's `ud2probe`, which otherwise dies of SIGILL (the same
+/// boot without the plugin shows it: exit status 128 + 4), so the program says it
+/// survived, and `skip` counted exactly that one skip.
+#[test]
+fn api7_set_pc_skips_the_guests_ud2() {
+    let without = run_11_with("api7-setpc-without", &[], &["setpc"]);
+    without.assert_success();
+    assert!(
+        without.stdout.contains("guest: ud2probe exit 132")
+            && !without.stdout.contains("guest: ud2 skipped"),
+        "{}",
+        without.describe()
+    );
+    let r = run_11_with(
+        "api7-setpc",
+        &[Plugin::new(example(Api::V7, "skip"), &[])],
+        &["setpc"],
+    );
+    r.assert_success();
+    assert!(
+        r.stdout.contains("guest: ud2 skipped") && r.stdout.contains("guest: ud2probe exit 0"),
+        "{}",
+        r.describe()
+    );
+    assert!(
+        r.log.lines().any(|l| l == "skip: total skipped 1"),
+        "{}",
+        r.describe()
     );
 }

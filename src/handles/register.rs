@@ -21,6 +21,9 @@ pub struct RegisterDescriptor<'a> {
     pub name: String,
     /// The GDB feature it belongs to, if any.
     pub feature: Option<String>,
+    /// QEMU flags it read-only (API 6 and later: the PC, which only
+    /// `qemu_plugin_set_pc` may change); always `false` before API 6, which does not say.
+    read_only: bool,
     marker: std::marker::PhantomData<&'a ()>,
 }
 
@@ -29,6 +32,7 @@ impl fmt::Debug for RegisterDescriptor<'_> {
         f.debug_struct("RegisterDescriptor")
             .field("name", &self.name)
             .field("feature", &self.feature)
+            .field("read_only", &self.read_only)
             .finish()
     }
 }
@@ -53,11 +57,24 @@ impl RegisterDescriptor<'_> {
         Ok(buf.to_vec())
     }
 
+    /// Whether QEMU refuses writes to this register (API 6 and later flag the PC so, as
+    /// `rip`, `pc`, ...; before API 6 QEMU does not say, and this is `false`).
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
     /// Writes the register (target byte order). `data` is only read; it is `&mut` because
-    /// that is 10.1.0-v2's signature. Needs: QEMU 10.1 (plugin API v5).
+    /// that is 10.1.0-v2's signature. A register QEMU flags read-only (the PC, under API 6
+    /// and later) is an error here, where QEMU 11 would abort. Needs: QEMU 10.1 (plugin
+    /// API v5).
     #[cfg(since_api_5)]
     pub fn write(&self, data: &mut [u8]) -> Result<()> {
         require_vcpu_thread("qemu_plugin_write_register")?;
+        if self.read_only {
+            return Err(Error::from(crate::Failure::ReadOnlyRegister {
+                name: self.name.clone(),
+            }));
+        }
         let buf = ByteArray::from_slice(data)?;
         // SAFETY: as in `read`; QEMU only reads `buf`.
         let r = unsafe { sys::qemu_plugin_write_register(self.raw(), buf.as_ptr()) };
@@ -147,6 +164,10 @@ pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
                 handle: d.handle as usize,
                 name,
                 feature,
+                #[cfg(since_api_6)]
+                read_only: d.is_readonly,
+                #[cfg(not(since_api_6))]
+                read_only: false,
                 marker: Default::default(),
             }
         })

@@ -38,30 +38,40 @@ where
     P: PerVcpu,
     F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
 {
-    let first = rt.shards.first();
-    let userdata = if stateless::<F>() {
-        // No state to keep and no drop glue: forgetting it is dropping it.
-        std::mem::forget(f);
-        (first as *const First<Slot<P>>).cast_mut().cast::<c_void>()
-    } else {
-        stash(Bound { first, f })
-    };
     Udata {
         cb: Some(if barrier::exec_fenced() {
             shard_exec::<P, F, true>
         } else {
             shard_exec::<P, F, false>
         }),
-        userdata,
+        userdata: bind(rt, f),
+    }
+}
+
+/// The userdata of closure `f` on `rt`'s shards: segment 0 itself when `f` is zero-sized,
+/// else a stashed `Bound` (freed at the next flush).
+pub(crate) fn bind<P: PerVcpu, F: Send + Sync + 'static>(
+    rt: &'static Runtime<P>,
+    f: F,
+) -> *mut c_void {
+    let first = rt.shards.first();
+    if stateless::<F>() {
+        // No state to keep and no drop glue: forgetting it is dropping it.
+        std::mem::forget(f);
+        (first as *const First<Slot<P>>).cast_mut().cast::<c_void>()
+    } else {
+        stash(Bound { first, f })
     }
 }
 
 /// Recovers segment 0 and the closure from `userdata`.
 ///
 /// # Safety
-/// `userdata` was produced by `shard_udata::<P, F>` and (if boxed) not freed yet.
+/// `userdata` was produced by `bind::<P, F>` and (if boxed) not freed yet.
 #[inline(always)]
-unsafe fn unpack<'u, P: PerVcpu, F>(userdata: *mut c_void) -> (&'static First<Slot<P>>, &'u F) {
+pub(crate) unsafe fn unpack<'u, P: PerVcpu, F>(
+    userdata: *mut c_void,
+) -> (&'static First<Slot<P>>, &'u F) {
     if stateless::<F>() {
         // SAFETY: for a stateless `F`, `shard_udata` passed segment 0 of a leaked,
         // never-freed runtime, and any well-aligned non-null pointer is a valid `&F`.

@@ -8,7 +8,8 @@
 //! exit, and at QEMU's exit for the rest, the shard is merged into the total.
 //!
 //! One job per file: `installed` (the runtime object and how hooks find it),
-//! `shard_access` (the exec-time hot path), `exec` (the exec trampoline), `hooks` (every
+//! `shard_access` (the exec-time hot path), `exec` (the exec trampoline), `redirect` (exec
+//! closures that move the PC, API 6+), `hooks` (every
 //! other `extern "C"` hook), `report` (exit and execve reports), `install`, `handle`,
 //! `process` (fork and execve), `target` (per-architecture facts), `macros`
 //! (`per_vcpu!`), and the data structures `shards`, `slot`, `barrier`, `inline`.
@@ -23,6 +24,8 @@ pub(crate) mod installed;
 mod macros;
 mod per_vcpu;
 mod process;
+#[cfg(since_api_6)]
+mod redirect;
 mod report;
 pub(crate) mod shard_access;
 mod shards;

@@ -204,6 +204,38 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
         exec::register_if(&self.insn, NO_REGS, cond.into(), counter.entry(), imm, u);
     }
 
+    /// Runs `f` on the executing vCPU's shard each time the instruction executes, before
+    /// it; when `f` returns `Some(pc)`, the vCPU continues at `pc` instead (the
+    /// instruction does not execute; `pc` may be its own address, to run it again).
+    ///
+    /// The new PC is set with `qemu_plugin_set_pc` after `f` has returned and everything
+    /// of the callback has been dropped (that call leaves the callback by a longjmp), and
+    /// the callback is registered with `QEMU_PLUGIN_CB_RW_REGS_PC`, which QEMU requires.
+    /// `f` may read and write registers (but not the PC itself, which is read-only).
+    ///
+    /// Needs: QEMU 11.0 (plugin API v6); under older APIs this is
+    /// [`Failure::Unsupported`](crate::Failure::Unsupported) and registers nothing.
+    pub fn on_exec_redirect<F>(&self, f: F) -> crate::Result<()>
+    where
+        F: Fn(&mut Vcpu<P>) -> Option<u64> + Send + Sync + 'static,
+    {
+        #[cfg(since_api_6)]
+        {
+            let flags = CallbackFlags::QEMU_PLUGIN_CB_RW_REGS_PC;
+            let u = super::redirect::redirect_udata(self.rt, f);
+            exec::register(&self.insn, flags, u);
+            Ok(())
+        }
+        #[cfg(not(since_api_6))]
+        {
+            drop(f);
+            Err(crate::Error::from(crate::Failure::Unsupported {
+                api: "qemu_plugin_set_pc",
+                needs: "11.0",
+            }))
+        }
+    }
+
     /// Adds `imm` to the executing vCPU's `counter` each time the instruction executes.
     pub fn inline_add(&self, counter: &InlineCounter, imm: u64) {
         counter.apply(&self.insn, PluginOp::QEMU_PLUGIN_INLINE_ADD_U64, imm);

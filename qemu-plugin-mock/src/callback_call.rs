@@ -184,7 +184,6 @@ impl Registered<DisconCb> {
 }
 
 #[cfg(since_api_6)]
-#[allow(dead_code)] // linux-user's filter dispatch is the next step of API 6
 impl Registered<crate::sys::SyscallFilterCb> {
     /// The syscall filter (API 6 and later): `Some(ret)` if the plugin answered.
     pub(crate) unsafe fn filter(

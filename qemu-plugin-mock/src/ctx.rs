@@ -8,7 +8,7 @@ pub(crate) const NO_REGS: u32 = 0;
 /// `QEMU_PLUGIN_CB_RW_REGS` as a raw value.
 pub(crate) const RW_REGS: u32 = 2;
 /// `QEMU_PLUGIN_CB_RW_REGS_PC` (API 6) as a raw value.
-#[allow(dead_code)]
+#[cfg_attr(not(since_api_6), allow(dead_code))]
 pub(crate) const RW_REGS_PC: u32 = 3;
 
 /// The mock's stand-in for `struct qemu_plugin_hwaddr`, one per thread like QEMU's

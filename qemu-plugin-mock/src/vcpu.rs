@@ -234,6 +234,23 @@ impl Vcpu {
             // - plugin syscall callback with QEMU's signature, on this vCPU's thread.
             ctx::with_flags(ctx::RW_REGS, || unsafe { f.syscall(id, idx, num, a) });
         }
+        // API 6's filters (linux-user `do_syscall`): the first that answers replaces the
+        // host syscall, and the return callbacks see its value.
+        #[cfg(since_api_6)]
+        let ret = {
+            let mut ret = ret;
+            for (id, f) in registry::collect(|id, c| c.syscall_filter.map(|f| (id, f))) {
+                // SAFETY:
+                // - plugin syscall filter with QEMU's signature, on this vCPU's thread.
+                let answer =
+                    ctx::with_flags(ctx::RW_REGS_PC, || unsafe { f.filter(id, idx, num, a) });
+                if let Some(r) = answer {
+                    ret = r;
+                    break;
+                }
+            }
+            ret
+        };
         for (id, f) in registry::collect(|id, c| c.syscall_ret.map(|f| (id, f))) {
             // SAFETY:
             // - plugin syscall-return callback with QEMU's signature.

@@ -74,6 +74,7 @@ impl Facts {
             | Hook::VcpuIdle
             | Hook::VcpuResume
             | Hook::Syscall
+            | Hook::SyscallFilter
             | Hook::SyscallReturn
             | Hook::Execve => (true, true, false),
             // Any thread (a vCPU's when the guest or a device exits), outside `cpu_exec`.

@@ -12,6 +12,8 @@ pub(crate) enum Hook {
     Exec,
     Memory,
     Syscall,
+    #[cfg_attr(not(since_api_6), allow(dead_code))]
+    SyscallFilter,
     SyscallReturn,
     Discontinuity,
     Flush,
@@ -34,6 +36,7 @@ impl Hook {
             Hook::Exec => "exec",
             Hook::Memory => "memory",
             Hook::Syscall => "syscall",
+            Hook::SyscallFilter => "syscall_filter",
             Hook::SyscallReturn => "syscall_return",
             Hook::Discontinuity => "discontinuity",
             Hook::Flush => "flush",

@@ -30,7 +30,7 @@ fn on_hook<P: PerVcpu>(
         // would be lost with its vCPU. Every other hook's vCPU runs on.
         let rt = Runtime::<P>::from_userdata(ud)?;
         process::settle_fork(rt);
-        if failure::stopped(hook != Hook::Syscall) {
+        if failure::stopped(!matches!(hook, Hook::Syscall | Hook::SyscallFilter)) {
             return Ok(());
         }
         // SAFETY: QEMU runs this hook on vCPU `index`'s thread, for that vCPU.
@@ -88,6 +88,25 @@ qemu_callback!(syscall fn syscall[P: PerVcpu](ud, index, num, args) {
     })
 });
 
+qemu_callback!(syscall_filter fn syscall_filter[P: PerVcpu](ud, index, num, args, sysret) -> bool {
+    let call = Syscall { num, args };
+    let mut answer = None;
+    on_hook::<P>(Hook::SyscallFilter, ud, index, |rt, v| {
+        answer = rt.plugin.syscall_filter(v, &call)?;
+        Ok(())
+    });
+    match answer {
+        Some(ret) => {
+            // SAFETY: QEMU passes a valid, writable `sysret` (its own zeroed local) to
+            // each filter; the pointee is the API's 64-bit integer (`uint64_t` in API 6,
+            // `int64_t` in 7), so `as` keeps the bits.
+            unsafe { sysret.write(ret as crate::sys::SysRet) };
+            true
+        }
+        None => false,
+    }
+});
+
 qemu_callback!(syscall_ret fn syscall_ret[P: PerVcpu](ud, index, num, ret) {
     let r = SyscallReturn { num, ret };
     on_hook::<P>(Hook::SyscallReturn, ud, index, |rt, v| {
@@ -141,6 +160,9 @@ qemu_callback!(udata fn atexit[P: PerVcpu](ud) {
 /// `Runtime::get` (one atomic load).
 pub(crate) fn register<P: PerVcpu>(id: PluginId, rt: &'static Runtime<P>) -> Result<()> {
     let ud = (rt as *const Runtime<P>).cast_mut().cast::<c_void>();
+    if P::SYSCALL_FILTER {
+        register_filter::<P>(id, ud)?;
+    }
     if !P::DISCONTINUITIES.is_empty() {
         crate::callbacks::discon::register_api_shaped(
             id,
@@ -165,4 +187,23 @@ pub(crate) fn register<P: PerVcpu>(id: PluginId, rt: &'static Runtime<P>) -> Res
     }
     register_flush(id);
     Ok(())
+}
+
+/// Registers the runtime's syscall filter (API 6 and later).
+#[cfg(since_api_6)]
+fn register_filter<P: PerVcpu>(id: PluginId, ud: *mut c_void) -> Result<()> {
+    // SAFETY: as for the hooks in `register`: a plain function of this object with the
+    // filter's C parameters under the selected API, and the runtime as userdata.
+    unsafe { abi::register_syscall_filter(id, Some(syscall_filter::<P>), ud) };
+    Ok(())
+}
+
+/// Before API 6 QEMU has no syscall filter: a plugin that asks for one is refused.
+#[cfg(not(since_api_6))]
+#[allow(clippy::extra_unused_type_parameters)] // the same call as API 6's
+fn register_filter<P: PerVcpu>(_id: PluginId, _ud: *mut c_void) -> Result<()> {
+    Err(crate::Error::from(crate::Failure::Unsupported {
+        api: "qemu_plugin_register_vcpu_syscall_filter_cb",
+        needs: "11.0",
+    }))
 }

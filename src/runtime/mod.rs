@@ -46,6 +46,8 @@ pub use vcpu::Vcpu;
 #[cfg(test)]
 mod exit_tests;
 #[cfg(test)]
+mod filter_tests;
+#[cfg(test)]
 mod hook_failure_tests;
 #[cfg(test)]
 mod process_tests;

@@ -47,6 +47,11 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
     /// on an older QEMU makes install fail with a message saying so.
     const DISCONTINUITIES: DisconTypes = DisconTypes::NONE;
 
+    /// Whether to filter syscalls with [`Self::syscall_filter`] (linux-user, QEMU >= 11.0,
+    /// plugin API v6); off by default. On with an older API, install fails with a
+    /// message saying so.
+    const SYSCALL_FILTER: bool = false;
+
     /// Builds the plugin and its initial configuration from the arguments.
     fn new(args: &Args, info: &Info) -> Result<(Self, Self::Config)>;
 
@@ -69,6 +74,15 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
     /// A syscall is about to run on `vcpu` (user mode).
     fn syscall(&self, vcpu: &mut Vcpu<Self>, call: &Syscall) -> Result<()> {
         Ok(())
+    }
+
+    /// Answers a syscall on `vcpu` in place of the kernel (with [`Self::SYSCALL_FILTER`];
+    /// linux-user, QEMU >= 11.0): `Ok(Some(ret))` skips the host syscall and makes `ret`
+    /// its result, which the guest and [`Self::syscall_return`] then see; `Ok(None)` lets
+    /// it run. Called after [`Self::syscall`]. An `Err` or a panic is reported, and the
+    /// syscall runs.
+    fn syscall_filter(&self, vcpu: &mut Vcpu<Self>, call: &Syscall) -> Result<Option<i64>> {
+        Ok(None)
     }
 
     /// A syscall returned on `vcpu` (user mode).

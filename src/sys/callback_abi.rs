@@ -265,7 +265,6 @@ registrations! {
     reset => qemu_plugin_reset(PlainCb);
     vcpu_for_each => qemu_plugin_vcpu_for_each(VcpuCb);
     #[cfg(since_api_6)]
-    #[allow(dead_code)] // the runtime's syscall filter hook is the next step of API 6
     register_syscall_filter => qemu_plugin_register_vcpu_syscall_filter_cb(super::SyscallFilterCb);
 }
 

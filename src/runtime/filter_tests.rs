@@ -17,15 +17,18 @@ const ANSWER: i64 = 4242;
 /// A syscall whose filter call fails (`Err`).
 const FAILING: i64 = 1000;
 
-/// What each vCPU's return hook saw, per on_exit: (vCPU, [(num, ret)]).
-static SEEN: Mutex<Vec<(VCPUIndex, Vec<(i64, i64)>)>> = Mutex::new(Vec::new());
+/// What one vCPU's return hook saw: (vCPU, [(num, ret)]).
+type Returns = (VCPUIndex, Vec<(i64, i64)>);
+
+/// What each vCPU's return hook saw, at on_exit.
+static SEEN: Mutex<Vec<Returns>> = Mutex::new(Vec::new());
 
 struct Filter;
 
 impl PerVcpu for Filter {
     type Config = ();
     type Shard = Vec<(i64, i64)>;
-    type Total = Vec<(VCPUIndex, Vec<(i64, i64)>)>;
+    type Total = Vec<Returns>;
 
     const SYSCALL_FILTER: bool = true;
 

@@ -10,6 +10,9 @@
  *       -o libcref.so cref.c
  * Build (API v4, QEMU 9.2 / 10.0): add -DCREF_API=4. Only functions that exist in API v4
  * are used, so the same source serves both; the exported version is what QEMU checks.
+ * Build (API v7, QEMU 11.1): add -DCREF_API=7; the declarations come from
+ * qemu-plugin-api7.h beside this file instead of QEMU's header (callbacks get userdata,
+ * not the plugin id).
  * Add -DCREF_CHECKED for the variant with the Rust runtime's hot-path checks (below).
  */
 #include <inttypes.h>
@@ -17,7 +20,11 @@
 #include <stdio.h>
 
 #include <glib.h>
+#if defined(CREF_API) && CREF_API >= 7
+#include "qemu-plugin-api7.h"
+#else
 #include <qemu-plugin.h>
+#endif
 
 #ifndef CREF_API
 #define CREF_API QEMU_PLUGIN_VERSION
@@ -68,7 +75,11 @@ static void insn_exec(unsigned int cpu_index, void *udata)
 }
 #endif
 
+#if defined(CREF_API) && CREF_API >= 7
+static void tb_trans(struct qemu_plugin_tb *tb, void *userdata)
+#else
 static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
+#endif
 {
     size_t n = qemu_plugin_tb_n_insns(tb);
     for (size_t i = 0; i < n; i++) {
@@ -77,7 +88,11 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
     }
 }
 
+#if defined(CREF_API) && CREF_API >= 7
+static void vcpu_init(unsigned int vcpu_index, void *userdata)
+#else
 static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
+#endif
 {
     slots[vcpu_index & (MAX_VCPUS - 1)].occupied = 1;
     /* Only for the output's length; a racy max is fine at exit time. */
@@ -86,7 +101,11 @@ static void vcpu_init(qemu_plugin_id_t id, unsigned int vcpu_index)
     }
 }
 
+#if defined(CREF_API) && CREF_API >= 7
+static void plugin_exit(void *p)
+#else
 static void plugin_exit(qemu_plugin_id_t id, void *p)
+#endif
 {
     GString *out = g_string_new(NULL);
     unsigned int n = highest;
@@ -114,8 +133,13 @@ QEMU_PLUGIN_EXPORT int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_
         fprintf(stderr, "cref: takes no arguments\n");
         return -1;
     }
+#if defined(CREF_API) && CREF_API >= 7
+    qemu_plugin_register_vcpu_init_cb(id, vcpu_init, NULL);
+    qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans, NULL);
+#else
     qemu_plugin_register_vcpu_init_cb(id, vcpu_init);
     qemu_plugin_register_vcpu_tb_trans_cb(id, tb_trans);
+#endif
     qemu_plugin_register_atexit_cb(id, plugin_exit, NULL);
     return 0;
 }

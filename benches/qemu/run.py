@@ -2,8 +2,9 @@
 """Real-QEMU benchmark of per-instruction counting: this crate against QEMU's own C.
 
 Runs a compute-bound guest under qemu-x86_64 (user mode, API v5) with 1 and 2 threads,
-and a Linux guest under qemu-system-x86_64 with MTTCG (system mode, API v4), in these
-configurations, interleaved round-robin so that drift cancels:
+and a Linux guest under qemu-system-x86_64 with MTTCG (system mode: QEMU 10.0, API v4;
+and QEMU 11.1, API v7, in configurations a, d, e and h only), in these configurations,
+interleaved round-robin so that drift cancels:
 
   a  no plugin
   b  QEMU's tests/tcg/plugins/insn.c, exec callback (qemu_plugin_u64_add per event)
@@ -19,8 +20,9 @@ deterministic; the main thread's count varies a little with pthread_join's futex
 retries), writes docs/performance-ratios.svg and target/qemu-bench/results.json.
 Exits 1 if the user-mode worker counts disagree, 2 on a setup failure.
 
-Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--iterations N]
-       [--no-system] [--no-build] [--svg PATH] [--candidate PATH.so]
+Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--api7-reps N]
+       [--iterations N] [--no-system] [--no-api7] [--no-build] [--svg PATH]
+       [--candidate PATH.so]
 Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 """
 
@@ -90,7 +92,12 @@ def glib_cflags():
     return r.stdout.split()
 
 
-def build(env, want_system, no_build):
+# The configurations timed on QEMU 11.1 (API 7): (g) cannot finish a boot in time there
+# either, and QEMU's insn.c cannot be built for API 7 here (no QEMU 11.1 source).
+API7_CONFIGS = ["a", "d", "e", "h"]
+
+
+def build(env, want_system, no_build, want_api7=False):
     """Builds the guest, the C plugins and the crate's examples; returns their paths."""
     OUT.mkdir(parents=True, exist_ok=True)
     inc = ["-I" + str(Path(env["QEMU_SRC"]) / "include" / "qemu")] + glib_cflags()
@@ -104,6 +111,9 @@ def build(env, want_system, no_build):
         "insn5": Path(env["QEMU_REF_PLUGINS"]) / "libinsn.so",
         "ex5": ROOT / "target" / "api-v5" / "release" / "examples",
         "ex4": ROOT / "target" / "api-v4" / "release" / "examples",
+        "cref7": OUT / "libcref-v7.so",
+        "crefc7": OUT / "libcref-checked-v7.so",
+        "ex7": ROOT / "target" / "api-v7" / "release" / "examples",
     }
     if no_build:
         return p
@@ -121,6 +131,13 @@ def build(env, want_system, no_build):
         sh(cc + ["-DINSN_C=\"" + str(insn_c) + "\"", "-o", p["insn4"], HERE / "insn_v4.c"])
         sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
             "--features", "plugin-api-v4", "--target-dir", "target/api-v4"], cwd=ROOT)
+    if want_api7:
+        # API v7: the declarations of benches/qemu/qemu-plugin-api7.h, not QEMU's header.
+        cc7 = ["gcc", "-shared", "-fPIC", "-O2", "-Wall"] + glib_cflags() + ["-DCREF_API=7"]
+        sh(cc7 + ["-o", p["cref7"], HERE / "cref.c"])
+        sh(cc7 + ["-DCREF_CHECKED", "-o", p["crefc7"], HERE / "cref.c"])
+        sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
+            "--features", "plugin-api-v7", "--target-dir", "target/api-v7"], cwd=ROOT)
     return p
 
 
@@ -152,10 +169,11 @@ def parse_counts(text):
 
 
 def plugin_args(cfg, mode, p):
-    ex = p["ex5"] if mode == "user" else p["ex4"]
+    """`mode`: "user" (API v5), "system" (API v4) or "system7" (API v7)."""
+    ex = {"user": p["ex5"], "system": p["ex4"], "system7": p["ex7"]}[mode]
     insn = p["insn5"] if mode == "user" else p["insn4"]
-    cref = p["cref5"] if mode == "user" else p["cref4"]
-    crefc = p["crefc5"] if mode == "user" else p["crefc4"]
+    cref = {"user": p["cref5"], "system": p["cref4"], "system7": p["cref7"]}[mode]
+    crefc = {"user": p["crefc5"], "system": p["crefc4"], "system7": p["crefc7"]}[mode]
     return {
         "a": [],
         "b": ["-plugin", f"{insn}"],
@@ -203,11 +221,12 @@ def user_cmd(env, p, cfg, threads, iterations, log):
                                                                 str(p["spin"]), str(threads), str(iterations)]
 
 
-def system_cmd(env, p, cfg, log, extra=None):
-    args = plugin_args(cfg, "system", p)
+def system_cmd(env, p, cfg, log, extra=None, api7=False):
+    args = plugin_args(cfg, "system7" if api7 else "system", p)
     if extra and args:
         args[-1] += extra
-    return [env["QEMU_SYSTEM"], "-M", "q35", "-smp", "4", "-m", "512", "-accel", "tcg,thread=multi",
+    qemu = env["QEMU_SYSTEM_11"] if api7 else env["QEMU_SYSTEM"]
+    return [qemu, "-M", "q35", "-smp", "4", "-m", "512", "-accel", "tcg,thread=multi",
             "-kernel", env["GUEST_KERNEL"], "-initrd", env["GUEST_INITRD"],
             "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot"] + args + \
         ["-d", "plugin", "-D", str(log)]
@@ -328,11 +347,34 @@ def system_mode(env, p, args):
     return out
 
 
+def api7_mode(env, p, args):
+    """(a), (d), (e), (h) booting the guest in qemu-system-x86_64 11.1 with plugins built
+    for API 7, interleaved; every plugin must count all 4 vCPUs."""
+    jobs = {}
+    for cfg in API7_CONFIGS:
+        log = OUT / f"api7-{cfg}.log"
+        cmd = system_cmd(env, p, cfg, log, api7=True)
+        jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, SYSTEM_TIMEOUT, 1)[:2])
+    run_once(system_cmd(env, p, "a", OUT / "api7-warmup.log", api7=True), OUT / "api7-warmup.log",
+             SYSTEM_TIMEOUT, 1)
+    times, logs = interleave("api7", jobs, args.api7_reps, 0)
+    res = {}
+    for cfg in API7_CONFIGS:
+        entry = {"median_s": statistics.median(times[cfg]), "times_s": times[cfg]}
+        if cfg != "a":
+            runs = [parse_counts(t) for t in logs[cfg]]
+            entry["totals"] = [tot for _, tot in runs]
+            entry["vcpus"] = [len(cpus) for cpus, _ in runs]
+        res[cfg] = entry
+    d = res["d"]["median_s"]
+    return {"configs": res, "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in API7_CONFIGS}}
+
+
 def fmt_ratio(x):
     return f"{x:.2f}" if x == x else "-"
 
 
-def report(meta, user, system):
+def report(meta, user, system, api7=None):
     L = []
     L.append(f"QEMU user {meta['qemu_user_version']}, system {meta['qemu_system_version']}; "
              f"host {meta['host_cpus']} CPUs; load (1 min) at start {meta['load_start']:.2f}, "
@@ -382,19 +424,35 @@ def report(meta, user, system):
         L.append(f"- (f)/(c) = {system['f_over_c']:.3f}; (e)/(b) = {system['e_over_b']:.3f}; "
                  f"icount check=on run: total {ck['total']}, "
                  f"{'no callback/inline mismatch' if not ck['mismatches'] else 'MISMATCH: ' + '; '.join(ck['mismatches'])}")
+    if api7:
+        L.append("")
+        L.append(f"### System mode on QEMU {meta.get('qemu_11_version', '11.1')} "
+                 "(qemu-system-x86_64 -smp 4, MTTCG, API v7)")
+        L.append("")
+        L.append("| config | median s | / (d) | vCPUs counted | totals (not deterministic) |")
+        L.append("|---|---|---|---|---|")
+        for cfg in API7_CONFIGS:
+            c = api7["configs"][cfg]
+            tot = "-" if cfg == "a" else ", ".join(str(x) for x in c["totals"])
+            vc = "-" if cfg == "a" else ", ".join(str(x) for x in c["vcpus"])
+            L.append(f"| ({cfg}) {NAMES[cfg]} | {c['median_s']:.2f} | {fmt_ratio(api7['ratio_vs_d'][cfg])} | {vc} | {tot} |")
+        L.append("")
+        L.append(f"- (e)/(d) = {api7['ratio_vs_d']['e']:.3f}, (h)/(d) = {api7['ratio_vs_d']['h']:.3f}")
     if HUNG:
         L.append("")
         L.append("Runs killed after hanging and run again (their times are the re-runs'): " + "; ".join(HUNG))
     return "\n".join(L)
 
 
-def svg(meta, user, system, path):
+def svg(meta, user, system, path, api7=None):
     """Horizontal bars, log scale: each configuration's median time over (d)'s."""
     groups = []
     for t in meta["threads"]:
         groups.append((f"user, {t} thread{'s' if t > 1 else ''}", user[t]["ratio_vs_d"]))
     if system:
         groups.append(("system, -smp 4 MTTCG", system["ratio_vs_d"]))
+    if api7:
+        groups.append(("system 11.1 (API 7)", api7["ratio_vs_d"]))
     colors = {"a": "#9e9e9e", "b": "#e07b39", "c": "#f2b134", "d": "#3b6ea5",
               "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "h": "#5d8fc9", "x": "#7d3c98"}
     lo, hi = 0.1, 100.0
@@ -453,7 +511,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up repetitions")
     ap.add_argument("--iterations", type=int, default=40_000_000, help="loop turns per guest thread (5 insns each)")
     ap.add_argument("--threads", default="1,2", help="guest thread counts, comma-separated")
-    ap.add_argument("--no-system", action="store_true", help="skip system mode")
+    ap.add_argument("--no-system", action="store_true", help="skip system mode on QEMU 10.0")
+    ap.add_argument("--no-api7", action="store_true", help="skip system mode on QEMU 11.1 (API 7)")
+    ap.add_argument("--api7-reps", type=int, default=3, help="timed repetitions per configuration "
+                    "(system mode on QEMU 11.1)")
     ap.add_argument("--no-build", action="store_true", help="use what was built before")
     ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "performance-ratios.svg")
     ap.add_argument("--candidate", type=Path, help="an extra icount-style .so (API v5) to time in "
@@ -463,7 +524,10 @@ def main():
     args.threads = [int(t) for t in args.threads.split(",")]
 
     env = load_env()
-    p = build(env, not args.no_system, args.no_build)
+    if not args.no_api7 and not env.get("QEMU_SYSTEM_11"):
+        die("QEMU_SYSTEM_11 missing from the QEMU env file: run scripts/provision-qemu.sh "
+            "(or pass --no-api7)")
+    p = build(env, not args.no_system, args.no_build, not args.no_api7)
     if args.candidate:
         p["candidate"] = args.candidate.resolve()
     for k in ("spin", "cref5", "insn5"):
@@ -476,6 +540,7 @@ def main():
             die(f"v4 plugins import symbols QEMU {version(env['QEMU_SYSTEM'])} lacks: {problems}")
 
     meta = {"qemu_user_version": version(env["QEMU_USER"]), "qemu_system_version": version(env["QEMU_SYSTEM"]),
+            "qemu_11_version": version(env["QEMU_SYSTEM_11"]) if not args.no_api7 else None,
             "host_cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "reps": args.reps,
             "system_reps": args.system_reps, "warmup": args.warmup, "iterations": args.iterations,
             "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
@@ -487,15 +552,17 @@ def main():
         print(report(meta, user, None) + "\n\n(user mode done; system mode follows)\n",
               file=sys.stderr, flush=True)
     system = None if args.no_system else system_mode(env, p, args)
+    api7 = None if args.no_api7 else api7_mode(env, p, args)
     meta["load_end"] = os.getloadavg()[0]
     meta["elapsed_s"] = time.perf_counter() - t0
 
-    text = report(meta, user, system)
+    text = report(meta, user, system, api7)
     print(text)
-    svg(meta, user, system, args.svg)
+    svg(meta, user, system, args.svg, api7)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps({"meta": meta, "user": {str(k): v for k, v in user.items()},
-                                     "system": system, "problems": bad}, indent=1, default=str))
+                                     "system": system, "api7": api7, "problems": bad},
+                                    indent=1, default=str))
     print(f"\nwrote {args.svg} and {args.json}; {meta['elapsed_s']:.0f} s", file=sys.stderr)
     if bad:
         print("\n".join(bad), file=sys.stderr)

@@ -97,14 +97,7 @@ fn api1_panic_in_idle_hook_leaves_the_guest_running() {
         "api1-panicky-idle",
         &[Plugin::new(example(Api::V1, "panicky"), &["hook=idle"])],
     );
-    assert_booted(&r);
-    let ours: Vec<&str> = r
-        .log
-        .lines()
-        .filter(|l| l.starts_with("panicky:"))
-        .collect();
-    assert_eq!(ours.len(), 1, "{ours:#?}\n{}", r.describe());
-    assert!(ours[0].contains("deliberate panic in idle"), "{}", ours[0]);
+    assert_idle_panic_contained(&r);
 }
 
 /// API 1 has no scoreboards: `icount inline=on` (an inline counter) is refused at

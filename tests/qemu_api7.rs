@@ -146,19 +146,7 @@ fn api7_panic_in_idle_hook_leaves_the_guest_running() {
         "api7-panicky-idle",
         &[Plugin::new(example(Api::V7, "panicky"), &["hook=idle"])],
     );
-    assert_booted(&r);
-    let ours: Vec<&str> = r
-        .log
-        .lines()
-        .filter(|l| l.starts_with("panicky:"))
-        .collect();
-    assert_eq!(ours.len(), 1, "{ours:#?}\n{}", r.describe());
-    assert!(
-        ours[0].contains("deliberate panic in idle")
-            && ours[0].ends_with("uninstalling the plugin, the guest continues"),
-        "{}",
-        ours[0]
-    );
+    assert_idle_panic_contained(&r);
 }
 
 /// `qemu_plugin_set_pc` (API 6 and later) through `on_exec_redirect`: `skip` moves the PC

@@ -326,23 +326,6 @@ fn panic_in_idle_hook_in_system_mode() {
         "panicky-idle",
         &[Plugin::new(example(Api::V4, "panicky"), &["hook=idle"])],
     );
-    r.assert_success();
-    assert!(r.stdout.contains("guest: 4 cpus"), "{}", r.describe());
-    assert!(r.stdout.contains(GUEST_DONE), "{}", r.describe());
-    let ours: Vec<&str> = r
-        .log
-        .lines()
-        .filter(|l| l.starts_with("panicky:"))
-        .collect();
-    assert_eq!(ours.len(), 1, "{ours:#?}\n{}", r.describe());
-    let line = ours[0];
-    assert!(
-        line.starts_with("panicky: panic: panicky: deliberate panic in idle ")
-            && line.contains(" at examples/panicky.rs:")
-            && line.ends_with(
-                "(in the vcpu_idle callback); uninstalling the plugin, the guest continues"
-            ),
-        "{line:?}"
-    );
+    let line = assert_idle_panic_contained(&r);
     eprintln!("system mode, hook=idle: {line} ({:.2?})", r.elapsed);
 }

@@ -37,40 +37,21 @@ pub type qemu_plugin_discon_type = c_int;
 mod callbacks {
     use super::*;
 
-    /// A plugin-wide event with nothing to say: flush, and the completion of an
-    /// uninstall or reset (`qemu_plugin_simple_cb_t`).
-    pub type PlainCb = unsafe extern "C" fn(id: qemu_plugin_id_t);
+    // Up to API 6 the plugin-wide callbacks get the plugin id first: the id-first shapes.
+    /// Flush, and the completion of an uninstall or reset (`qemu_plugin_simple_cb_t`).
+    pub type PlainCb = IdPlainCb;
     /// atexit (`qemu_plugin_udata_cb_t`).
     pub type UdataCb = unsafe extern "C" fn(id: qemu_plugin_id_t, userdata: *mut c_void);
     /// vCPU init, exit, idle, resume and `vcpu_for_each` (`qemu_plugin_vcpu_simple_cb_t`).
-    pub type VcpuCb = unsafe extern "C" fn(id: qemu_plugin_id_t, vcpu_index: c_uint);
+    pub type VcpuCb = IdVcpuCb;
     /// Block translation (`qemu_plugin_vcpu_tb_trans_cb_t`).
-    pub type TbTransCb = unsafe extern "C" fn(id: qemu_plugin_id_t, tb: *mut qemu_plugin_tb);
+    pub type TbTransCb = IdTbTransCb;
     /// Syscall entry (`qemu_plugin_vcpu_syscall_cb_t`).
-    pub type SyscallCb = unsafe extern "C" fn(
-        id: qemu_plugin_id_t,
-        vcpu_index: c_uint,
-        num: i64,
-        a1: u64,
-        a2: u64,
-        a3: u64,
-        a4: u64,
-        a5: u64,
-        a6: u64,
-        a7: u64,
-        a8: u64,
-    );
+    pub type SyscallCb = IdSyscallCb;
     /// Syscall return (`qemu_plugin_vcpu_syscall_ret_cb_t`).
-    pub type SyscallRetCb =
-        unsafe extern "C" fn(id: qemu_plugin_id_t, vcpu_idx: c_uint, num: i64, ret: i64);
+    pub type SyscallRetCb = IdSyscallRetCb;
     /// A discontinuity (`qemu_plugin_vcpu_discon_cb_t`, QEMU 10.2).
-    pub type DisconCb = unsafe extern "C" fn(
-        id: qemu_plugin_id_t,
-        vcpu_index: c_uint,
-        kind: qemu_plugin_discon_type,
-        from_pc: u64,
-        to_pc: u64,
-    );
+    pub type DisconCb = IdDisconCb;
     /// The syscall filter (`qemu_plugin_vcpu_syscall_filter_cb_t`, QEMU 11.0): `true`
     /// means the plugin answered the syscall, with `*sysret`.
     pub type SyscallFilterCb = unsafe extern "C" fn(
@@ -207,9 +188,11 @@ pub fn register_access_ok(r: RegisterAccessResult, _writing: bool) -> bool {
     r
 }
 
-/// A vCPU event callback that gets the plugin id (the shape of API 0-6). The crate's raw
-/// registration functions take this shape under every API (under API 7 through an
-/// adapter), so code written for `qemu-plugin` 10.1.0-v2 keeps compiling.
+// The id-first shapes: the plugin-wide callbacks of APIs 0 to 6, and the shape the
+// crate's raw registration functions take under every API (under API 7 through an
+// adapter), so code written for `qemu-plugin` 10.1.0-v2 keeps compiling.
+
+/// A vCPU event callback that gets the plugin id (the shape of API 0-6).
 pub type IdVcpuCb = unsafe extern "C" fn(id: qemu_plugin_id_t, vcpu_index: c_uint);
 /// A flush callback that gets the plugin id (API 0-6 shape).
 pub type IdPlainCb = unsafe extern "C" fn(id: qemu_plugin_id_t);

@@ -1,5 +1,6 @@
 //! Checks shared by the system-mode tests of every QEMU: the guest booted and did its
-//! work, `icount check=on` counted every vCPU with no mismatch, `tiny` disassembled.
+//! work, `icount check=on` counted every vCPU with no mismatch, `tiny` disassembled, a
+//! panicking hook was contained.
 
 use super::*;
 
@@ -105,4 +106,26 @@ pub fn assert_system_tiny(r: &Run) {
         lines.iter().any(|(a, _)| *a < 0x0000_8000_0000_0000),
         "no user-space (or real-mode) vaddr"
     );
+}
+
+/// `panicky hook=idle`: the panic is reported once, as a panic in the idle hook, and the
+/// plugin uninstalled; the guest boots on and powers off. Returns the report line.
+pub fn assert_idle_panic_contained(r: &Run) -> String {
+    assert_booted(r);
+    let ours: Vec<&str> = r
+        .log
+        .lines()
+        .filter(|l| l.starts_with("panicky:"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{ours:#?}\n{}", r.describe());
+    let line = ours[0];
+    assert!(
+        line.starts_with("panicky: panic: panicky: deliberate panic in idle ")
+            && line.contains(" at examples/panicky.rs:")
+            && line.ends_with(
+                "(in the vcpu_idle callback); uninstalling the plugin, the guest continues"
+            ),
+        "{line:?}"
+    );
+    line.to_string()
 }

@@ -23,13 +23,16 @@
 # publishes it with atomics they cannot see); at this scale the swap may land after the
 # vCPUs' run, so that test checks the mid-run case only when it lands in time.
 #
-# Environment: RACE_CHECK_SCALE (default 0.02), CARGO_TARGET_DIR (default target).
+# Environment: RACE_CHECK_SCALE (default 0.02), CARGO_TARGET_DIR (default target),
+# RACE_CHECK_API (the plugin API to build for, default 5; under 7 every lifecycle hook
+# finds the runtime through the userdata QEMU passes instead of a global).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 SCALE="${RACE_CHECK_SCALE:-0.02}"
 TARGET="${CARGO_TARGET_DIR:-target}"
-LOGS="$TARGET/race-check"
+API="${RACE_CHECK_API:-5}"
+LOGS="$TARGET/race-check-v$API"
 TESTS=(
   runtime::tests::eight_vcpus_millions_of_events_with_a_config_swap
   runtime::tests::config_swapped_while_vcpus_run_is_seen_by_every_vcpu
@@ -59,11 +62,12 @@ if ! command -v valgrind >/dev/null; then
 fi
 
 start=$(date +%s)
-build_out=$(cargo test --features race-check --lib --no-run --message-format=json-render-diagnostics) \
+build_out=$(cargo test --no-default-features --features "plugin-api-v$API,race-check" --lib --no-run \
+  --message-format=json-render-diagnostics) \
   || die "build failed"
 BIN=$(printf '%s\n' "$build_out" | sed -n 's/.*"executable":"\([^"]*\)".*/\1/p' | tail -n 1)
 [ -x "$BIN" ] || die "no test executable in cargo's output"
-printf 'race-check: built %s in %ss\n' "$BIN" "$(($(date +%s) - start))"
+printf 'race-check: plugin API %s, built %s in %ss\n' "$API" "$BIN" "$(($(date +%s) - start))"
 mkdir -p "$LOGS"
 
 # Runs every test under one tool, one after the other; prints a line per test; writes

@@ -21,7 +21,7 @@ retries), writes docs/performance-ratios.svg and target/qemu-bench/results.json.
 Exits 1 if the user-mode worker counts disagree, 2 on a setup failure.
 
 Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--api7-reps N]
-       [--iterations N] [--no-system] [--no-api7] [--no-build] [--svg PATH]
+       [--iterations N] [--no-user] [--no-system] [--no-api7] [--no-build] [--svg PATH]
        [--candidate PATH.so]
 Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 """
@@ -374,13 +374,8 @@ def fmt_ratio(x):
     return f"{x:.2f}" if x == x else "-"
 
 
-def report(meta, user, system, api7=None):
-    L = []
-    L.append(f"QEMU user {meta['qemu_user_version']}, system {meta['qemu_system_version']}; "
-             f"host {meta['host_cpus']} CPUs; load (1 min) at start {meta['load_start']:.2f}, "
-             f"at end {meta['load_end']:.2f}; {meta['reps']} reps + {meta['warmup']} warm-up, "
-             f"{meta['iterations']} loop turns per guest thread.")
-    L.append("")
+def user_report(L, meta, user):
+    """Appends the user-mode section of the report to the lines `L`."""
     L.append("### User mode (qemu-x86_64, API v5)")
     L.append("")
     hdr = "| config | " + " | ".join(f"{t} thr: median s | {t} thr: / (d) | {t} thr: ns/event" for t in meta["threads"]) + " |"
@@ -409,6 +404,17 @@ def report(meta, user, system, api7=None):
         L.append(f"- per-thread throughput, 2 threads / 1 thread: (d) {sc['d']:.3f}, (e) {sc['e']:.3f}, "
                  f"(e)/(d) {user['scaling_e_vs_d']:.3f}; (h) {sc['h']:.3f}, (c) {sc['c']:.3f}, (f) {sc['f']:.3f}, (b) {sc['b']:.3f}, (g) {sc['g']:.3f}"
                  + (f", (x) {sc['x']:.3f}" if "x" in sc else ""))
+
+
+def report(meta, user, system, api7=None):
+    L = []
+    L.append(f"QEMU user {meta['qemu_user_version']}, system {meta['qemu_system_version']}; "
+             f"host {meta['host_cpus']} CPUs; load (1 min) at start {meta['load_start']:.2f}, "
+             f"at end {meta['load_end']:.2f}; {meta['reps']} reps + {meta['warmup']} warm-up, "
+             f"{meta['iterations']} loop turns per guest thread.")
+    L.append("")
+    if user:
+        user_report(L, meta, user)
     if system:
         L.append("")
         L.append("### System mode (qemu-system-x86_64 -smp 4, MTTCG, API v4)")
@@ -448,7 +454,8 @@ def svg(meta, user, system, path, api7=None):
     """Horizontal bars, log scale: each configuration's median time over (d)'s."""
     groups = []
     for t in meta["threads"]:
-        groups.append((f"user, {t} thread{'s' if t > 1 else ''}", user[t]["ratio_vs_d"]))
+        if t in user:
+            groups.append((f"user, {t} thread{'s' if t > 1 else ''}", user[t]["ratio_vs_d"]))
     if system:
         groups.append(("system, -smp 4 MTTCG", system["ratio_vs_d"]))
     if api7:
@@ -511,6 +518,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up repetitions")
     ap.add_argument("--iterations", type=int, default=40_000_000, help="loop turns per guest thread (5 insns each)")
     ap.add_argument("--threads", default="1,2", help="guest thread counts, comma-separated")
+    ap.add_argument("--no-user", action="store_true", help="skip user mode")
     ap.add_argument("--no-system", action="store_true", help="skip system mode on QEMU 10.0")
     ap.add_argument("--no-api7", action="store_true", help="skip system mode on QEMU 11.1 (API 7)")
     ap.add_argument("--api7-reps", type=int, default=3, help="timed repetitions per configuration "
@@ -521,7 +529,7 @@ def main():
                     "user mode as config (x), e.g. icount built from another revision of the crate")
     ap.add_argument("--json", type=Path, default=OUT / "results.json")
     args = ap.parse_args()
-    args.threads = [int(t) for t in args.threads.split(",")]
+    args.threads = [] if args.no_user else [int(t) for t in args.threads.split(",")]
 
     env = load_env()
     if not args.no_api7 and not env.get("QEMU_SYSTEM_11"):
@@ -545,7 +553,7 @@ def main():
             "system_reps": args.system_reps, "warmup": args.warmup, "iterations": args.iterations,
             "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     t0 = time.perf_counter()
-    user, bad = user_mode(env, p, args)
+    user, bad = ({}, []) if args.no_user else user_mode(env, p, args)
     if not args.no_system:
         # The user-mode results on stderr now, in case system mode fails.
         meta["load_end"] = os.getloadavg()[0]

@@ -313,32 +313,35 @@ def user_mode(env, p, args):
 SYSTEM_TIMEOUT = 600
 
 
-def system_mode(env, p, args):
+def timed_boots(env, p, label, configs, reps, api7=False):
+    """Boots the guest once per configuration and repetition, interleaved, after one
+    untimed boot that warms the page cache; returns each configuration's median, times
+    and counts, and the ratios against (d)."""
     jobs = {}
-    for cfg in CONFIGS:
-        log = OUT / f"system-{cfg}.log"
-        cmd = system_cmd(env, p, cfg, log)
+    for cfg in configs:
+        log = OUT / f"{label}-{cfg}.log"
+        cmd = system_cmd(env, p, cfg, log, api7=api7)
         jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, SYSTEM_TIMEOUT, 1)[:2])
-    # One untimed boot warms the page cache; each boot is long enough not to need more.
-    run_once(system_cmd(env, p, "a", OUT / "system-warmup.log"), OUT / "system-warmup.log",
-             SYSTEM_TIMEOUT, 1)
-    times, logs = interleave("system", jobs, args.system_reps, 0)
+    warm = OUT / f"{label}-warmup.log"
+    run_once(system_cmd(env, p, "a", warm, api7=api7), warm, SYSTEM_TIMEOUT, 1)
+    times, logs = interleave(label, jobs, reps, 0)
     res = {}
-    for cfg in CONFIGS:
-        ts = times[cfg]
-        entry = {"median_s": statistics.median(ts), "times_s": ts}
+    for cfg in configs:
+        entry = {"median_s": statistics.median(times[cfg]), "times_s": times[cfg]}
         if cfg != "a":
             runs = [parse_counts(t) for t in logs[cfg]]
             entry["totals"] = [tot for _, tot in runs]
             entry["vcpus"] = [len(cpus) for cpus, _ in runs]
         res[cfg] = entry
     d = res["d"]["median_s"]
-    out = {
-        "configs": res,
-        "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in CONFIGS},
-        "f_over_c": ratio(res["f"]["median_s"], res["c"]["median_s"]),
-        "e_over_b": ratio(res["e"]["median_s"], res["b"]["median_s"]),
-    }
+    return {"configs": res, "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in configs}}
+
+
+def system_mode(env, p, args):
+    out = timed_boots(env, p, "system", CONFIGS, args.system_reps)
+    res = out["configs"]
+    out["f_over_c"] = ratio(res["f"]["median_s"], res["c"]["median_s"])
+    out["e_over_b"] = ratio(res["e"]["median_s"], res["b"]["median_s"])
     # icount's own consistency check: callback and inline counts in one run must agree.
     log = OUT / "system-check.log"
     _, text, _ = run_once(system_cmd(env, p, "e", log, ",check=on"), log, SYSTEM_TIMEOUT, 1)
@@ -350,24 +353,7 @@ def system_mode(env, p, args):
 def api7_mode(env, p, args):
     """(a), (d), (e), (h) booting the guest in qemu-system-x86_64 11.1 with plugins built
     for API 7, interleaved; every plugin must count all 4 vCPUs."""
-    jobs = {}
-    for cfg in API7_CONFIGS:
-        log = OUT / f"api7-{cfg}.log"
-        cmd = system_cmd(env, p, cfg, log, api7=True)
-        jobs[cfg] = (lambda cmd=cmd, log=log: run_once(cmd, log, SYSTEM_TIMEOUT, 1)[:2])
-    run_once(system_cmd(env, p, "a", OUT / "api7-warmup.log", api7=True), OUT / "api7-warmup.log",
-             SYSTEM_TIMEOUT, 1)
-    times, logs = interleave("api7", jobs, args.api7_reps, 0)
-    res = {}
-    for cfg in API7_CONFIGS:
-        entry = {"median_s": statistics.median(times[cfg]), "times_s": times[cfg]}
-        if cfg != "a":
-            runs = [parse_counts(t) for t in logs[cfg]]
-            entry["totals"] = [tot for _, tot in runs]
-            entry["vcpus"] = [len(cpus) for cpus, _ in runs]
-        res[cfg] = entry
-    d = res["d"]["median_s"]
-    return {"configs": res, "ratio_vs_d": {cfg: ratio(res[cfg]["median_s"], d) for cfg in API7_CONFIGS}}
+    return timed_boots(env, p, "api7", API7_CONFIGS, args.api7_reps, api7=True)
 
 
 def fmt_ratio(x):

@@ -392,6 +392,21 @@ def user_report(L, meta, user):
                  + (f", (x) {sc['x']:.3f}" if "x" in sc else ""))
 
 
+def boots_table(L, title, configs, res):
+    """Appends the table of a `timed_boots` result to the report lines `L`."""
+    L.append("")
+    L.append(f"### {title}")
+    L.append("")
+    L.append("| config | median s | / (d) | vCPUs counted | totals (not deterministic) |")
+    L.append("|---|---|---|---|---|")
+    for cfg in configs:
+        c = res["configs"][cfg]
+        tot = "-" if cfg == "a" else ", ".join(str(x) for x in c["totals"])
+        vc = "-" if cfg == "a" else ", ".join(str(x) for x in c["vcpus"])
+        L.append(f"| ({cfg}) {NAMES[cfg]} | {c['median_s']:.2f} | {fmt_ratio(res['ratio_vs_d'][cfg])} | {vc} | {tot} |")
+    L.append("")
+
+
 def report(meta, user, system, api7=None):
     L = []
     L.append(f"QEMU user {meta['qemu_user_version']}, system {meta['qemu_system_version']}; "
@@ -402,33 +417,14 @@ def report(meta, user, system, api7=None):
     if user:
         user_report(L, meta, user)
     if system:
-        L.append("")
-        L.append("### System mode (qemu-system-x86_64 -smp 4, MTTCG, API v4)")
-        L.append("")
-        L.append("| config | median s | / (d) | totals (not deterministic) |")
-        L.append("|---|---|---|---|")
-        for cfg in CONFIGS:
-            c = system["configs"][cfg]
-            tot = "-" if cfg == "a" else ", ".join(str(x) for x in c["totals"])
-            L.append(f"| ({cfg}) {NAMES[cfg]} | {c['median_s']:.2f} | {fmt_ratio(system['ratio_vs_d'][cfg])} | {tot} |")
-        L.append("")
+        boots_table(L, "System mode (qemu-system-x86_64 -smp 4, MTTCG, API v4)", CONFIGS, system)
         ck = system["icount_check"]
         L.append(f"- (f)/(c) = {system['f_over_c']:.3f}; (e)/(b) = {system['e_over_b']:.3f}; "
                  f"icount check=on run: total {ck['total']}, "
                  f"{'no callback/inline mismatch' if not ck['mismatches'] else 'MISMATCH: ' + '; '.join(ck['mismatches'])}")
     if api7:
-        L.append("")
-        L.append(f"### System mode on QEMU {meta.get('qemu_11_version', '11.1')} "
-                 "(qemu-system-x86_64 -smp 4, MTTCG, API v7)")
-        L.append("")
-        L.append("| config | median s | / (d) | vCPUs counted | totals (not deterministic) |")
-        L.append("|---|---|---|---|---|")
-        for cfg in API7_CONFIGS:
-            c = api7["configs"][cfg]
-            tot = "-" if cfg == "a" else ", ".join(str(x) for x in c["totals"])
-            vc = "-" if cfg == "a" else ", ".join(str(x) for x in c["vcpus"])
-            L.append(f"| ({cfg}) {NAMES[cfg]} | {c['median_s']:.2f} | {fmt_ratio(api7['ratio_vs_d'][cfg])} | {vc} | {tot} |")
-        L.append("")
+        boots_table(L, f"System mode on QEMU {meta.get('qemu_11_version', '11.1')} "
+                    "(qemu-system-x86_64 -smp 4, MTTCG, API v7)", API7_CONFIGS, api7)
         L.append(f"- (e)/(d) = {api7['ratio_vs_d']['e']:.3f}, (h)/(d) = {api7['ratio_vs_d']['h']:.3f}")
     if HUNG:
         L.append("")

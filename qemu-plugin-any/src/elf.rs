@@ -33,7 +33,7 @@ impl fmt::Display for ElfError {
         match self {
             ElfError::NotElf64 => write!(f, "not a 64-bit little-endian ELF shared object"),
             ElfError::Truncated => write!(f, "truncated or malformed ELF file"),
-            ElfError::NoDynsym => write!(f, "no dynamic symbol table: not a shared object"),
+            ElfError::NoDynsym => write!(f, "no dynamic symbol table: not a QEMU plugin"),
             ElfError::Missing(s) => write!(f, "does not export `{s}`: not a QEMU plugin"),
         }
     }

@@ -251,6 +251,19 @@ impl Api {
         }
     }
 
+    /// The plugin API version number.
+    pub fn number(self) -> u32 {
+        match self {
+            Api::V0 => 0,
+            Api::V1 => 1,
+            Api::V2 => 2,
+            Api::V3 => 3,
+            Api::V4 => 4,
+            Api::V5 => 5,
+            Api::V7 => 7,
+        }
+    }
+
     /// The cargo feature that selects this API.
     pub fn feature(self) -> &'static str {
         match self {
@@ -509,6 +522,10 @@ fn plugin_args(cmd: &mut Command, plugins: &[Plugin]) {
     }
 }
 
+/// Every QEMU run has the `qemu-plugin-any` loader say on stderr which build it loaded
+/// (it is the only reader of this variable; `tests/qemu_any.rs` checks the line).
+const ANY_VERBOSE: (&str, &str) = ("QEMU_PLUGIN_ANY_VERBOSE", "1");
+
 /// Runs `qemu-x86_64` with `plugins` on a guest program compiled from `tests/guests`.
 ///
 /// The environment is cleared (only `PATH=/usr/bin:/bin` and `LC_ALL=C` remain) because
@@ -545,6 +562,7 @@ fn user_process(argv: &[std::ffi::OsString]) -> Command {
     cmd.env_clear()
         .env("PATH", "/usr/bin:/bin")
         .env("LC_ALL", "C")
+        .env(ANY_VERBOSE.0, ANY_VERBOSE.1)
         .current_dir(TARGET_TMPDIR)
         .args(&argv[1..]);
     cmd
@@ -678,7 +696,8 @@ fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -
     }
     run(label, SYSTEM_TIMEOUT, |log| {
         let mut cmd = Command::new(extras.qemu.unwrap_or(&env.qemu_system));
-        cmd.args(["-M", "q35", "-smp", "4", "-m", "512"])
+        cmd.env(ANY_VERBOSE.0, ANY_VERBOSE.1)
+            .args(["-M", "q35", "-smp", "4", "-m", "512"])
             .args(["-accel", "tcg,thread=multi"])
             .arg("-kernel")
             .arg(&env.guest_kernel)

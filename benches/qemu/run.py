@@ -22,7 +22,7 @@ Exits 1 if the user-mode worker counts disagree, 2 on a setup failure.
 
 Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--api7-reps N]
        [--iterations N] [--no-user] [--no-system] [--no-api7] [--no-build] [--svg PATH]
-       [--candidate PATH.so]
+       [--candidate PATH.so] [--any]
 Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 """
 
@@ -53,7 +53,10 @@ NAMES = {
     "f": "icount, inline=on",
     "g": "icount_mutex (10.1-style, global Mutex)",
     "x": "candidate icount (--candidate), on_exec",
+    "y": "icount in a qemu-plugin-any bundle (--any; QEMU 10.2 gets its API-5 build)",
 }
+# Configurations timed only when asked for.
+EXTRA = ["x", "y"]
 
 
 def die(msg):
@@ -141,6 +144,23 @@ def build(env, want_system, no_build, want_api7=False):
     return p
 
 
+def build_any(ex5, no_build):
+    """Bundles icount's builds for APIs 1, 4, 5 and 7 (the API-5 one is (e)'s own file)."""
+    out = OUT / "libicount-any.so"
+    if no_build:
+        return out
+    builds = []
+    for v in (1, 4, 7):
+        sh(["cargo", "build", "--quiet", "--release", "--example", "icount", "--no-default-features",
+            "--features", f"plugin-api-v{v}", "--target-dir", f"target/api-v{v}"], cwd=ROOT)
+        builds.append(ROOT / "target" / f"api-v{v}" / "release" / "examples" / "libicount.so")
+    builds.insert(2, ex5 / "libicount.so")
+    sh(["cargo", "build", "--quiet", "--release", "-p", "qemu-plugin-any", "--target-dir", "target/any-loader"],
+       cwd=ROOT)
+    sh([ROOT / "target" / "any-loader" / "release" / "qemu-plugin-bundle", "-o", out] + builds)
+    return out
+
+
 def dyn_symbols(path, undefined):
     args = ["nm", "-D"] + (["--undefined-only"] if undefined else ["--defined-only"]) + [str(path)]
     r = subprocess.run(args, capture_output=True, text=True)
@@ -184,6 +204,7 @@ def plugin_args(cfg, mode, p):
         "g": ["-plugin", f"{ex / 'libicount_mutex.so'}"],
         "h": ["-plugin", f"{crefc}"],
         "x": ["-plugin", f"{p.get('candidate')}"],
+        "y": ["-plugin", f"{p.get('any')}"],
     }[cfg]
 
 
@@ -257,7 +278,7 @@ def ratio(x, y):
 
 
 def user_mode(env, p, args):
-    configs = CONFIGS + (["x"] if p.get("candidate") else [])
+    configs = CONFIGS + [c for c, k in (("x", "candidate"), ("y", "any")) if p.get(k)]
     out = {}
     bad = []
     jobs = {}
@@ -367,7 +388,7 @@ def user_report(L, meta, user):
     hdr = "| config | " + " | ".join(f"{t} thr: median s | {t} thr: / (d) | {t} thr: ns/event" for t in meta["threads"]) + " |"
     L.append(hdr)
     L.append("|---|" + "---|---|---|" * len(meta["threads"]))
-    for cfg in [c for c in CONFIGS + ["x"] if c in user[meta["threads"][0]]["configs"]]:
+    for cfg in [c for c in CONFIGS + EXTRA if c in user[meta["threads"][0]]["configs"]]:
         row = f"| ({cfg}) {NAMES[cfg]} |"
         for t in meta["threads"]:
             u = user[t]
@@ -384,12 +405,14 @@ def user_report(L, meta, user):
                  f"({'agree' if u['agree'] else 'MISMATCH'}; expected about {u['worker_insns_expected_approx']}); "
                  f"totals incl. main thread: " + ", ".join(f"({c}) {'/'.join(map(str, v))}" for c, v in totals.items()))
         L.append(f"  (f)/(c) = {u['f_over_c']:.3f}; (e)/(b) = {u['e_over_b']:.3f} "
-                 f"((e) is {1 / u['e_over_b']:.2f}x faster than (b))")
+                 f"((e) is {1 / u['e_over_b']:.2f}x faster than (b))"
+                 + (f"; (y)/(e) = {u['ratio_vs_d']['y'] / u['ratio_vs_d']['e']:.3f}"
+                    if "y" in u["ratio_vs_d"] else ""))
     if "scaling" in user:
         sc = user["scaling"]
         L.append(f"- per-thread throughput, 2 threads / 1 thread: (d) {sc['d']:.3f}, (e) {sc['e']:.3f}, "
                  f"(e)/(d) {user['scaling_e_vs_d']:.3f}; (h) {sc['h']:.3f}, (c) {sc['c']:.3f}, (f) {sc['f']:.3f}, (b) {sc['b']:.3f}, (g) {sc['g']:.3f}"
-                 + (f", (x) {sc['x']:.3f}" if "x" in sc else ""))
+                 + "".join(f", ({c}) {sc[c]:.3f}" for c in EXTRA if c in sc))
 
 
 def boots_table(L, title, configs, res):
@@ -443,7 +466,7 @@ def svg(meta, user, system, path, api7=None):
     if api7:
         groups.append(("system 11.1 (API 7)", api7["ratio_vs_d"]))
     colors = {"a": "#9e9e9e", "b": "#e07b39", "c": "#f2b134", "d": "#3b6ea5",
-              "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "h": "#5d8fc9", "x": "#7d3c98"}
+              "e": "#2e9e5b", "f": "#86c98f", "g": "#c0392b", "h": "#5d8fc9", "x": "#7d3c98", "y": "#d68910"}
     lo, hi = 0.1, 100.0
     vals = [v for _, r in groups for v in r.values() if v == v and v > 0]
     if vals:
@@ -465,7 +488,7 @@ def svg(meta, user, system, path, api7=None):
     for title, r in groups:
         s.append(f'<text x="10" y="{y + 12}" font-weight="bold">{title}</text>')
         y += 18
-        for cfg in [c for c in CONFIGS + ["x"] if c in r]:
+        for cfg in [c for c in CONFIGS + EXTRA if c in r]:
             v = r[cfg]
             s.append(f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">({cfg}) {NAMES[cfg]}</text>')
             if v == v and v > 0:
@@ -509,6 +532,9 @@ def main():
     ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "performance-ratios.svg")
     ap.add_argument("--candidate", type=Path, help="an extra icount-style .so (API v5) to time in "
                     "user mode as config (x), e.g. icount built from another revision of the crate")
+    ap.add_argument("--any", action="store_true", help="also time icount bundled by qemu-plugin-any "
+                    "(builds for APIs 1, 4, 5, 7) in user mode, as config (y): its hot path is the "
+                    "API-5 build's own, so (y)/(e) should be 1")
     ap.add_argument("--json", type=Path, default=OUT / "results.json")
     args = ap.parse_args()
     args.threads = [] if args.no_user else [int(t) for t in args.threads.split(",")]
@@ -520,6 +546,8 @@ def main():
     p = build(env, not args.no_system, args.no_build, not args.no_api7)
     if args.candidate:
         p["candidate"] = args.candidate.resolve()
+    if args.any:
+        p["any"] = build_any(p["ex5"], args.no_build)
     for k in ("spin", "cref5", "insn5"):
         if not p[k].exists():
             die(f"missing {p[k]}")

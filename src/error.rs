@@ -315,6 +315,14 @@ pub enum Failure {
         /// The register's name.
         name: String,
     },
+    /// The current vCPU has no register of this name.
+    #[error("this vCPU has no register named `{name}` (it has: {known})")]
+    NoSuchRegister {
+        /// The name asked for.
+        name: String,
+        /// The names QEMU lists for the vCPU, comma-separated.
+        known: String,
+    },
     /// A buffer is longer than QEMU's API can take in one call.
     #[error("a buffer of {len} bytes is longer than QEMU accepts in one call")]
     BufferTooLarge {

@@ -104,7 +104,9 @@ pub mod translation_block {
 /// The 10.1.0-v2 module path of [`RegisterDescriptor`] (QEMU 9.0, plugin API v2).
 #[cfg(since_api_2)]
 pub mod register {
-    pub use crate::handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
+    pub use crate::handles::register::{
+        RegisterDescriptor, find_register, qemu_plugin_get_registers,
+    };
 }
 
 /// The 10.1.0-v2 module path of memory accesses, hardware addresses and guest-memory
@@ -136,7 +138,7 @@ pub use error::{Error, Failure, HwaddrOperationResult, Result};
 pub use handles::insn::Instruction;
 pub use handles::mem::{HwAddr, MemValue, MemoryInfo};
 #[cfg(since_api_2)]
-pub use handles::register::{RegisterDescriptor, qemu_plugin_get_registers};
+pub use handles::register::{RegisterDescriptor, find_register, qemu_plugin_get_registers};
 pub use handles::tb::{TranslationBlock, TranslationBlockIterator};
 pub use install::{
     Args, Info, PLUGIN_INSTALL_SUCCESS, System, Value, Version, qemu_plugin_install,

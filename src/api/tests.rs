@@ -6,12 +6,14 @@ use std::sync::Mutex;
 
 use crate::{
     CallbackFlags, HasCallbacks, PluginId, Register, RegisterDescriptor, Result, TranslationBlock,
-    VCPUIndex, qemu_plugin_get_registers, qemu_plugin_read_memory_vaddr,
+    VCPUIndex, find_register, qemu_plugin_get_registers, qemu_plugin_read_memory_vaddr,
 };
 use qemu_plugin_mock::{Block, MockHost, Workload};
 
 static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 static REGS: Mutex<Vec<RegisterDescriptor<'static>>> = Mutex::new(Vec::new());
+/// What `find_register` answered at vcpu_init, for a listed and an unlisted name.
+static FOUND: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 fn note(s: String) {
     SEEN.lock().unwrap().push(s);
@@ -24,6 +26,12 @@ impl Register for GuestState {}
 impl HasCallbacks for GuestState {
     fn on_vcpu_init(&mut self, _id: PluginId, _vcpu: VCPUIndex) -> Result<()> {
         *REGS.lock().unwrap() = qemu_plugin_get_registers()?;
+        let mut found = FOUND.lock().unwrap();
+        found.push(format!("{:?}", find_register("rbx").map(|r| r.name)));
+        found.push(format!(
+            "{:?}",
+            find_register("x99").map_err(|e| e.to_string())
+        ));
         Ok(())
     }
 
@@ -102,6 +110,13 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
     host.boot();
     host.run(&Workload::new().step(Block::synthetic(0x1000, 3), 1));
     let seen = SEEN.lock().unwrap().clone();
+    let found = FOUND.lock().unwrap().clone();
+    assert_eq!(found[0], "Ok(\"rbx\")");
+    assert!(
+        found[1].contains("no register named `x99` (it has: rax, rbx"),
+        "{}",
+        found[1]
+    );
     assert_eq!(seen[0], "mem Ok([1, 2, 3, 4, 5, 6, 7, 8])");
     // The mock's register file holds (vcpu << 16) | register number: rbx is register 1.
     assert_eq!(

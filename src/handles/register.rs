@@ -176,3 +176,26 @@ pub fn qemu_plugin_get_registers<'a>() -> Result<Vec<RegisterDescriptor<'a>>> {
     unsafe { sys::g_array_free(array, 1) };
     Ok(out)
 }
+
+/// The current vCPU's register called `name`, by QEMU's name for it (the target's GDB
+/// description: `rip`, `rsp`, `rdx` on x86_64; `pc`, `sp`, `x2` on aarch64; `pc`, `sp`,
+/// `a2` on riscv64). Call it where [`qemu_plugin_get_registers`] may be called; an
+/// unknown name is [`Failure::NoSuchRegister`](crate::Failure::NoSuchRegister), which
+/// lists the names this vCPU has. Needs: QEMU 9.0 (plugin API v2).
+pub fn find_register<'a>(name: &str) -> Result<RegisterDescriptor<'a>> {
+    let all = qemu_plugin_get_registers()?;
+    let known = || {
+        all.iter()
+            .map(|r| r.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match all.iter().position(|r| r.name == name) {
+        Some(i) => Ok(all[i].clone()),
+        None => Err(crate::Failure::NoSuchRegister {
+            name: name.to_string(),
+            known: known(),
+        }
+        .into()),
+    }
+}

@@ -5,6 +5,7 @@
 //! number recorded earlier. The figures each test prints are the ones in
 //! docs/reliability.md.
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -136,12 +137,8 @@ fn reports(log: &str) -> Vec<String> {
     out
 }
 
-/// x86-64 syscall numbers used by the guests.
+/// x86-64's `getppid`, which the crash guest calls.
 const GETPPID: i64 = 110;
-const CLONE: i64 = 56;
-const FORK: i64 = 57;
-const WAIT4: i64 = 61;
-const EXECVE: i64 = 59;
 
 /// The guest dies in its main thread (SIGSEGV or abort) while three threads make
 /// syscalls: totals are still merged and printed, QEMU's death by the signal is kept, and
@@ -203,18 +200,18 @@ fn guest_crash_in_one_thread_still_reports_totals() {
 /// counts only what it ran after the fork, with its syscall counts exactly as the guest
 /// source makes them; the parent's counts equal bb.c's; the trace files of all four
 /// processes are distinct and hold exactly what each process reported.
-#[test]
-fn fork_each_process_reports_its_own_totals() {
+fn fork_each_process_reports_its_own_totals(q: UserQemu) {
     const CHILDREN: usize = 3;
     let dir = run_dir("fork-trace");
     let dir_arg = format!("dir={}", dir.display());
-    let r = run_user(
+    let r = run_user_on(
+        q,
         "fork",
         &[
-            Plugin::new(example(Api::V5, "icount"), &["check=on"]),
-            Plugin::new(example(Api::V5, "syscalls"), &[]),
-            Plugin::new(ref_plugin("bb"), &["inline=on"]),
-            Plugin::new(example(Api::V5, "trace"), &[&dir_arg]),
+            Plugin::new(example(q.api(), "icount"), &["check=on"]),
+            Plugin::new(example(q.api(), "syscalls"), &[]),
+            Plugin::new(q.ref_plugin("bb"), &["inline=on"]),
+            Plugin::new(example(q.api(), "trace"), &[&dir_arg]),
         ],
         "forker",
         &[&CHILDREN.to_string()],
@@ -225,6 +222,9 @@ fn fork_each_process_reports_its_own_totals() {
             .contains(&format!("forker: {CHILDREN} children ok"))
     );
     assert_no_panic(&r);
+    let nrs = guest_syscall_numbers(&r.stdout, "forker");
+    let (getppid, wait4) = (nrs["getppid"], nrs["wait4"]);
+    let forks = [nrs["clone"], nrs["clone3"], nrs["fork"]];
     let chunks = reports(&r.log);
     assert_eq!(
         chunks.len(),
@@ -248,9 +248,9 @@ fn fork_each_process_reports_its_own_totals() {
             // Child i: 10*(i+1) getppid calls of its own; none of the parent's 7, and
             // none of its clone/wait4 calls. A copy of the parent's counts would also show
             // the 5,000,000-iteration loop the parent ran before forking.
-            assert_eq!(count(GETPPID), 10 * (i as u64 + 1), "child {i}\n{chunk}");
+            assert_eq!(count(getppid), 10 * (i as u64 + 1), "child {i}\n{chunk}");
             assert_eq!(
-                count(CLONE) + count(FORK) + count(WAIT4),
+                forks.iter().map(|&n| count(n)).sum::<u64>() + count(wait4),
                 0,
                 "child {i}\n{chunk}"
             );
@@ -262,17 +262,17 @@ fn fork_each_process_reports_its_own_totals() {
             eprintln!(
                 "fork: child {i}: {} insns, {} getppid",
                 ours.total,
-                count(GETPPID)
+                count(getppid)
             );
         } else {
             let bb = parse_bb(chunk);
-            assert_eq!(count(GETPPID), 10, "parent\n{chunk}");
+            assert_eq!(count(getppid), 10, "parent\n{chunk}");
             assert_eq!(
-                count(CLONE) + count(FORK),
+                forks.iter().map(|&n| count(n)).sum::<u64>(),
                 CHILDREN as u64,
                 "parent\n{chunk}"
             );
-            assert_eq!(count(WAIT4), CHILDREN as u64, "parent\n{chunk}");
+            assert_eq!(count(wait4), CHILDREN as u64, "parent\n{chunk}");
             assert!(ours.total > 5_000_000, "parent\n{chunk}");
             assert_eq!(ours.total, bb.total_insns, "parent icount vs bb.c\n{chunk}");
             eprintln!(
@@ -310,23 +310,31 @@ fn fork_each_process_reports_its_own_totals() {
 /// goes on, with no report), then QEMU itself running another guest with the same
 /// plugins. The image before the execve reports its totals just before it; the new one
 /// reports its own at exit; the trace files of both survive (same pid, distinct names).
-#[test]
-fn exec_reports_before_the_new_image_and_after() {
+fn exec_reports_before_the_new_image_and_after(q: UserQemu) {
     let dir = run_dir("exec-trace");
     let dir_arg = format!("dir={}", dir.display());
     let plugins = [
-        Plugin::new(example(Api::V5, "icount"), &["check=on"]),
-        Plugin::new(example(Api::V5, "syscalls"), &[]),
-        Plugin::new(example(Api::V5, "trace"), &[&dir_arg]),
+        Plugin::new(example(q.api(), "icount"), &["check=on"]),
+        Plugin::new(example(q.api(), "syscalls"), &[]),
+        Plugin::new(example(q.api(), "trace"), &[&dir_arg]),
     ];
     let inner_log = run_dir("exec-inner").join("plugin.log");
-    let inner = user_command(&[], &plugins, &inner_log, &guest("compute"), &["1"]);
+    // The guest's execve runs the host's QEMU for its architecture on a program of that
+    // architecture, with the same plugins.
+    let mut inner = user_command(
+        &[],
+        &plugins,
+        &inner_log,
+        &guest_for(q.arch(), "compute"),
+        &["1"],
+    );
+    inner[0] = q.binary().into();
     let inner: Vec<String> = inner
         .iter()
         .map(|s| s.to_str().unwrap().to_string())
         .collect();
     let inner: Vec<&str> = inner.iter().map(String::as_str).collect();
-    let r = run_user("exec", &plugins, "execer", &inner);
+    let r = run_user_on(q, "exec", &plugins, "execer", &inner);
     r.assert_success();
     assert_no_panic(&r);
     assert!(
@@ -335,6 +343,8 @@ fn exec_reports_before_the_new_image_and_after() {
     );
     assert!(r.stdout.contains("compute: rounds=1"), "{}", r.describe());
 
+    let nrs = guest_syscall_numbers(&r.stdout, "execer");
+    let (getppid, execve) = (nrs["getppid"], nrs["execve"]);
     // Before the execve: one report (the failed execve made none). Each plugin reports
     // from its own syscall hook, in load order, so icount's comes first here.
     assert_eq!(
@@ -346,9 +356,9 @@ fn exec_reports_before_the_new_image_and_after() {
     assert!(icount_mismatches(&r.log).is_empty(), "{}", r.describe());
     let before = parse_syscalls(&r.log);
     let count = |t: &BTreeMap<i64, (u64, u64)>, nr: i64| t.get(&nr).copied().unwrap_or((0, 0));
-    assert_eq!(count(&before, GETPPID), (5, 0), "{}", r.log);
+    assert_eq!(count(&before, getppid), (5, 0), "{}", r.log);
     // Two execve calls: the failed one (an error) and the one being made.
-    assert_eq!(count(&before, EXECVE), (2, 1), "{}", r.log);
+    assert_eq!(count(&before, execve), (2, 1), "{}", r.log);
     let outer_insns = parse_insn(&r.log).total;
     let outer_trace = parse_trace(&r.log);
 
@@ -357,8 +367,8 @@ fn exec_reports_before_the_new_image_and_after() {
     assert_eq!(log2.matches("total insns: ").count(), 1, "{log2}");
     assert!(icount_mismatches(&log2).is_empty(), "{log2}");
     let after = parse_syscalls(&log2);
-    assert_eq!(count(&after, GETPPID), (0, 0), "{log2}");
-    assert_eq!(count(&after, EXECVE), (0, 0), "{log2}");
+    assert_eq!(count(&after, getppid), (0, 0), "{log2}");
+    assert_eq!(count(&after, execve), (0, 0), "{log2}");
     let inner_insns = parse_insn(&log2).total;
     let inner_trace = parse_trace(&log2);
     assert!(outer_insns > 0 && inner_insns > 0);
@@ -375,15 +385,15 @@ fn exec_reports_before_the_new_image_and_after() {
 /// 10,000 guest threads, created in batches of 64 that are all alive at once: no count
 /// lost (`check=on`, and the total equals bb.c's), every vCPU initialised once, and the
 /// runtime's slots bounded by the highest vCPU index, not by the 10,001 vCPUs created.
-#[test]
-fn thread_storm_keeps_counts_and_bounded_slots() {
+fn thread_storm_keeps_counts_and_bounded_slots(q: UserQemu) {
     const THREADS: u64 = 10_000;
     const ALIVE: u64 = 64;
-    let r = run_user(
+    let r = run_user_on(
+        q,
         "storm",
         &[
-            Plugin::new(example(Api::V5, "icount"), &["check=on", "events=on"]),
-            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+            Plugin::new(example(q.api(), "icount"), &["check=on", "events=on"]),
+            Plugin::new(q.ref_plugin("bb"), &["inline=on"]),
         ],
         "churn",
         &[&THREADS.to_string(), &ALIVE.to_string(), "hold"],
@@ -432,3 +442,33 @@ fn thread_storm_keeps_counts_and_bounded_slots() {
         "{allocated} slots for a highest index of {highest}"
     );
 }
+
+// fork, execve (the runtime finds them by the guest architecture's syscall numbers) and
+// the thread storm, on each guest architecture (QEMU 10.2 linux-user).
+tests_on!(
+    x86_64,
+    UserQemu::V10_2,
+    [
+        fork_each_process_reports_its_own_totals,
+        exec_reports_before_the_new_image_and_after,
+        thread_storm_keeps_counts_and_bounded_slots,
+    ]
+);
+tests_on!(
+    aarch64,
+    UserQemu::Aarch64,
+    [
+        fork_each_process_reports_its_own_totals,
+        exec_reports_before_the_new_image_and_after,
+        thread_storm_keeps_counts_and_bounded_slots,
+    ]
+);
+tests_on!(
+    riscv64,
+    UserQemu::Riscv64,
+    [
+        fork_each_process_reports_its_own_totals,
+        exec_reports_before_the_new_image_and_after,
+        thread_storm_keeps_counts_and_bounded_slots,
+    ]
+);

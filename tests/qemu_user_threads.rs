@@ -1,8 +1,10 @@
-//! Multi-threaded guests under qemu-x86_64 (linux-user, API v5), where every guest thread
+//! Multi-threaded guests under linux-user QEMU 10.2 (API v5; x86_64, aarch64 and riscv64
+//! guests for the thread tests), where every guest thread
 //! is its own vCPU running in parallel. Runs are not repeatable here, so each check uses
 //! a witness from the same run: QEMU's bb.c (a different output format, loaded alongside)
 //! or the totals the guest program prints for itself.
 
+#[macro_use]
 mod common;
 
 use common::*;
@@ -10,13 +12,14 @@ use common::*;
 /// Iterations of each compute thread's loop (a few instructions each).
 const THREAD_ITERS: &str = "1000000";
 
-fn threads_with_icount_check(n: usize) {
+fn threads_with_icount_check(q: UserQemu, n: usize) {
     let n_arg = n.to_string();
-    let r = run_user(
+    let r = run_user_on(
+        q,
         &format!("threads-{n}"),
         &[
-            Plugin::new(example(Api::V5, "icount"), &["check=on"]),
-            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+            Plugin::new(example(q.api(), "icount"), &["check=on"]),
+            Plugin::new(q.ref_plugin("bb"), &["inline=on"]),
         ],
         "threads",
         &[&n_arg, THREAD_ITERS],
@@ -46,26 +49,24 @@ fn threads_with_icount_check(n: usize) {
     assert!(busy >= n, "fewer than {n} busy vCPUs: {:?}", ours.per_cpu);
 }
 
-#[test]
-fn two_threads_icount_check() {
-    threads_with_icount_check(2);
+fn two_threads_icount_check(q: UserQemu) {
+    threads_with_icount_check(q, 2);
 }
 
-#[test]
-fn four_threads_icount_check() {
-    threads_with_icount_check(4);
+fn four_threads_icount_check(q: UserQemu) {
+    threads_with_icount_check(q, 4);
 }
 
 /// 3,000 short-lived threads in batches: vCPU indexes come and go (and may outgrow the
 /// scoreboards, which moves them); counts must survive all of it.
-#[test]
-fn thread_churn_icount_check() {
+fn thread_churn_icount_check(q: UserQemu) {
     let total = 3000;
-    let r = run_user(
+    let r = run_user_on(
+        q,
         "churn",
         &[
-            Plugin::new(example(Api::V5, "icount"), &["check=on"]),
-            Plugin::new(ref_plugin("bb"), &["inline=on"]),
+            Plugin::new(example(q.api(), "icount"), &["check=on"]),
+            Plugin::new(q.ref_plugin("bb"), &["inline=on"]),
         ],
         "churn",
         &[&total.to_string(), "16"],
@@ -194,3 +195,32 @@ fn discons_count_every_trap_the_guest_took() {
         .sum();
     assert_eq!(per_cpu, handled, "{}", r.describe());
 }
+
+// 2 and 4 guest threads and 3,000 short-lived ones, on each guest architecture (QEMU 10.2).
+tests_on!(
+    x86_64,
+    UserQemu::V10_2,
+    [
+        two_threads_icount_check,
+        four_threads_icount_check,
+        thread_churn_icount_check
+    ]
+);
+tests_on!(
+    aarch64,
+    UserQemu::Aarch64,
+    [
+        two_threads_icount_check,
+        four_threads_icount_check,
+        thread_churn_icount_check
+    ]
+);
+tests_on!(
+    riscv64,
+    UserQemu::Riscv64,
+    [
+        two_threads_icount_check,
+        four_threads_icount_check,
+        thread_churn_icount_check
+    ]
+);

@@ -7,6 +7,23 @@
 
 // Each integration test binary compiles this module and uses only part of it.
 #![allow(dead_code)]
+#![allow(unused_macros)]
+
+/// `#[test]`s running each named function of the test file in one linux-user QEMU: a module
+/// `$module` with one `#[test]` per function, calling it with `$q`.
+macro_rules! tests_on {
+    ($module:ident, $q:expr, [$($t:ident),* $(,)?]) => {
+        mod $module {
+            use super::*;
+            $(
+                #[test]
+                fn $t() {
+                    super::$t($q)
+                }
+            )*
+        }
+    };
+}
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -47,6 +64,66 @@ pub struct QemuEnv {
     pub qemu_src_7_2: PathBuf,
     /// qemu-system-x86_64 7.2 (plugin API 1), bookworm's binary in a private directory.
     pub qemu_system_7_2: PathBuf,
+    /// qemu-aarch64 and qemu-riscv64 10.2 (plugin API 5), one build from QEMU 10.2's source.
+    pub qemu_user_aarch64: PathBuf,
+    pub qemu_user_riscv64: PathBuf,
+    /// The reference and contrib plugins of that build (host code: they serve both).
+    pub ref_plugins_arch: PathBuf,
+    pub contrib_plugins_arch: PathBuf,
+    /// Debian's cross compilers, for the aarch64 and riscv64 guest programs.
+    pub cc_aarch64: PathBuf,
+    pub cc_riscv64: PathBuf,
+    /// qemu-system-aarch64 10.0 (plugin API 4, bookworm-backports) and 11.1 (API 7, sid).
+    pub qemu_system_aarch64: PathBuf,
+    pub qemu_system_aarch64_11: PathBuf,
+    /// qemu-system-riscv64 11.1 (plugin API 7, sid).
+    pub qemu_system_riscv64_11: PathBuf,
+    /// The arm64 and riscv64 Linux guests: Debian kernels and busybox initramfs.
+    pub guest_kernel_aarch64: PathBuf,
+    pub guest_initrd_aarch64: PathBuf,
+    pub guest_kernel_riscv64: PathBuf,
+    pub guest_initrd_riscv64: PathBuf,
+}
+
+/// A guest architecture.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Arch {
+    #[default]
+    X86_64,
+    Aarch64,
+    Riscv64,
+}
+
+impl Arch {
+    /// The C compiler for static guest programs of this architecture.
+    pub fn cc(self) -> PathBuf {
+        match self {
+            Arch::X86_64 => PathBuf::from("gcc"),
+            Arch::Aarch64 => qemu_env().cc_aarch64.clone(),
+            Arch::Riscv64 => qemu_env().cc_riscv64.clone(),
+        }
+    }
+
+    /// The binutils `nm` that reads this architecture's ELF files (beside the compiler).
+    pub fn nm(self) -> PathBuf {
+        match self {
+            Arch::X86_64 => PathBuf::from("nm"),
+            _ => {
+                let cc = self.cc();
+                let name = cc.file_name().expect("a file name").to_string_lossy();
+                cc.with_file_name(name.replace("-gcc", "-nm"))
+            }
+        }
+    }
+
+    /// Lower-case name, as in target triples and file names.
+    pub fn name(self) -> &'static str {
+        match self {
+            Arch::X86_64 => "x86_64",
+            Arch::Aarch64 => "aarch64",
+            Arch::Riscv64 => "riscv64",
+        }
+    }
 }
 
 /// One of the provisioned linux-user QEMUs.
@@ -56,6 +133,10 @@ pub enum UserQemu {
     V10_2,
     /// qemu-x86_64 7.2 (plugin API 1).
     V7_2,
+    /// qemu-aarch64 10.2.2 (plugin API 5).
+    Aarch64,
+    /// qemu-riscv64 10.2.2 (plugin API 5).
+    Riscv64,
 }
 
 impl UserQemu {
@@ -65,6 +146,17 @@ impl UserQemu {
         match self {
             UserQemu::V10_2 => &env.qemu_user,
             UserQemu::V7_2 => &env.qemu_user_7_2,
+            UserQemu::Aarch64 => &env.qemu_user_aarch64,
+            UserQemu::Riscv64 => &env.qemu_user_riscv64,
+        }
+    }
+
+    /// The guest architecture it runs.
+    pub fn arch(self) -> Arch {
+        match self {
+            UserQemu::V10_2 | UserQemu::V7_2 => Arch::X86_64,
+            UserQemu::Aarch64 => Arch::Aarch64,
+            UserQemu::Riscv64 => Arch::Riscv64,
         }
     }
 
@@ -74,6 +166,7 @@ impl UserQemu {
         let dir = match self {
             UserQemu::V10_2 => &env.ref_plugins,
             UserQemu::V7_2 => &env.ref_plugins_7_2,
+            UserQemu::Aarch64 | UserQemu::Riscv64 => &env.ref_plugins_arch,
         };
         plugin_file(dir, name)
     }
@@ -84,6 +177,7 @@ impl UserQemu {
         let dir = match self {
             UserQemu::V10_2 => env.contrib_plugins.clone(),
             UserQemu::V7_2 => env.qemu_src_7_2.join("build/contrib/plugins"),
+            UserQemu::Aarch64 | UserQemu::Riscv64 => env.contrib_plugins_arch.clone(),
         };
         plugin_file(&dir, name)
     }
@@ -91,7 +185,7 @@ impl UserQemu {
     /// The plugin API the examples are built for to load into this QEMU.
     pub fn api(self) -> Api {
         match self {
-            UserQemu::V10_2 => Api::V5,
+            UserQemu::V10_2 | UserQemu::Aarch64 | UserQemu::Riscv64 => Api::V5,
             UserQemu::V7_2 => Api::V1,
         }
     }
@@ -167,6 +261,19 @@ fn load_env() -> QemuEnv {
         ref_plugins_7_2: get("QEMU_REF_PLUGINS_7_2", None),
         qemu_src_7_2: get("QEMU_SRC_7_2", None),
         qemu_system_7_2: get("QEMU_SYSTEM_7_2", Some("QEMU_PLUGIN_QEMU_SYSTEM_7_2")),
+        qemu_user_aarch64: get("QEMU_USER_AARCH64", None),
+        qemu_user_riscv64: get("QEMU_USER_RISCV64", None),
+        ref_plugins_arch: get("QEMU_REF_PLUGINS_ARCH", None),
+        contrib_plugins_arch: get("QEMU_CONTRIB_PLUGINS_ARCH", None),
+        cc_aarch64: get("CC_AARCH64", None),
+        cc_riscv64: get("CC_RISCV64", None),
+        qemu_system_aarch64: get("QEMU_SYSTEM_AARCH64", None),
+        qemu_system_aarch64_11: get("QEMU_SYSTEM_AARCH64_11", None),
+        qemu_system_riscv64_11: get("QEMU_SYSTEM_RISCV64_11", None),
+        guest_kernel_aarch64: get("GUEST_KERNEL_AARCH64", None),
+        guest_initrd_aarch64: get("GUEST_INITRD_AARCH64", None),
+        guest_kernel_riscv64: get("GUEST_KERNEL_RISCV64", None),
+        guest_initrd_riscv64: get("GUEST_INITRD_RISCV64", None),
     };
     for (what, path) in [
         ("qemu-x86_64 (QEMU_USER)", &env.qemu_user),
@@ -181,6 +288,38 @@ fn load_env() -> QemuEnv {
         (
             "qemu-system-x86_64 7.2 wrapper (QEMU_SYSTEM_7_2)",
             &env.qemu_system_7_2,
+        ),
+        ("qemu-aarch64 (QEMU_USER_AARCH64)", &env.qemu_user_aarch64),
+        ("qemu-riscv64 (QEMU_USER_RISCV64)", &env.qemu_user_riscv64),
+        ("aarch64 cross compiler (CC_AARCH64)", &env.cc_aarch64),
+        ("riscv64 cross compiler (CC_RISCV64)", &env.cc_riscv64),
+        (
+            "qemu-system-aarch64 (QEMU_SYSTEM_AARCH64)",
+            &env.qemu_system_aarch64,
+        ),
+        (
+            "qemu-system-aarch64 11.1 wrapper (QEMU_SYSTEM_AARCH64_11)",
+            &env.qemu_system_aarch64_11,
+        ),
+        (
+            "qemu-system-riscv64 11.1 wrapper (QEMU_SYSTEM_RISCV64_11)",
+            &env.qemu_system_riscv64_11,
+        ),
+        (
+            "arm64 guest kernel (GUEST_KERNEL_AARCH64)",
+            &env.guest_kernel_aarch64,
+        ),
+        (
+            "arm64 guest initramfs (GUEST_INITRD_AARCH64)",
+            &env.guest_initrd_aarch64,
+        ),
+        (
+            "riscv64 guest kernel (GUEST_KERNEL_RISCV64)",
+            &env.guest_kernel_riscv64,
+        ),
+        (
+            "riscv64 guest initramfs (GUEST_INITRD_RISCV64)",
+            &env.guest_initrd_riscv64,
         ),
     ] {
         assert!(
@@ -328,10 +467,19 @@ pub fn example(api: Api, name: &str) -> PathBuf {
 /// Compiles `tests/guests/<name>.c` with `gcc -O1 -static -pthread`, caching the binary
 /// under the target dir and rebuilding it when the source is newer.
 pub fn guest(name: &str) -> PathBuf {
+    guest_for(Arch::X86_64, name)
+}
+
+/// [`guest`] for `arch`, with that architecture's cross compiler (x86_64 guests stay in
+/// `guests/`, others go to `guests/<arch>/`).
+pub fn guest_for(arch: Arch, name: &str) -> PathBuf {
     static LOCK: Mutex<()> = Mutex::new(());
     let _held = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let src = Path::new(MANIFEST_DIR).join(format!("tests/guests/{name}.c"));
-    let dir = Path::new(TARGET_TMPDIR).join("guests");
+    let mut dir = Path::new(TARGET_TMPDIR).join("guests");
+    if arch != Arch::X86_64 {
+        dir = dir.join(arch.name());
+    }
     fs::create_dir_all(&dir).expect("create guest dir");
     let bin = dir.join(name);
     let mtime = |p: &Path| fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -342,12 +490,18 @@ pub fn guest(name: &str) -> PathBuf {
     // Other test binaries may compile the same guest concurrently: write a private file
     // and rename it into place.
     let tmp = dir.join(format!("{name}.tmp.{}", std::process::id()));
-    let out = Command::new("gcc")
+    let out = Command::new(arch.cc())
         .args(["-O1", "-static", "-pthread", "-o"])
         .arg(&tmp)
         .arg(&src)
         .output()
-        .expect("cannot run gcc to compile the guest programs");
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run {} to compile the guest programs: {e}; {}",
+                arch.cc().display(),
+                provision_hint()
+            )
+        });
     assert!(
         out.status.success(),
         "gcc failed on {}:\n{}",
@@ -544,7 +698,7 @@ pub fn run_user_on(
     guest_name: &str,
     guest_args: &[&str],
 ) -> Run {
-    let program = guest(guest_name);
+    let program = guest_for(qemu.arch(), guest_name);
     let label = match qemu {
         UserQemu::V10_2 => label.to_string(),
         other => format!("{label}-{other:?}"),
@@ -659,6 +813,9 @@ pub struct SystemExtras<'a> {
     pub args: &'a [&'a str],
     /// The qemu-system binary (default: the environment's `QEMU_SYSTEM`, 10.0).
     pub qemu: Option<&'a Path>,
+    /// The guest's architecture (default x86_64): its machine, kernel, initramfs and
+    /// console. Give `qemu` too for another architecture.
+    pub arch: Arch,
 }
 
 /// [`run_system`] with `extras` on the command lines.
@@ -689,7 +846,27 @@ pub fn run_system_with(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_
 
 fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -> Run {
     let env = qemu_env();
-    let mut append = String::from("console=ttyS0 quiet panic=-1");
+    let (machine, console, kernel, initrd): (&[&str], _, _, _) = match extras.arch {
+        Arch::X86_64 => (
+            &["-M", "q35"],
+            "ttyS0",
+            &env.guest_kernel,
+            &env.guest_initrd,
+        ),
+        Arch::Aarch64 => (
+            &["-M", "virt", "-cpu", "max"],
+            "ttyAMA0",
+            &env.guest_kernel_aarch64,
+            &env.guest_initrd_aarch64,
+        ),
+        Arch::Riscv64 => (
+            &["-M", "virt"],
+            "ttyS0",
+            &env.guest_kernel_riscv64,
+            &env.guest_initrd_riscv64,
+        ),
+    };
+    let mut append = format!("console={console} quiet panic=-1");
     for word in extras.append {
         append.push(' ');
         append.push_str(word);
@@ -697,12 +874,13 @@ fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -
     run(label, SYSTEM_TIMEOUT, |log| {
         let mut cmd = Command::new(extras.qemu.unwrap_or(&env.qemu_system));
         cmd.env(ANY_VERBOSE.0, ANY_VERBOSE.1)
-            .args(["-M", "q35", "-smp", "4", "-m", "512"])
+            .args(machine)
+            .args(["-smp", "4", "-m", "512"])
             .args(["-accel", "tcg,thread=multi"])
             .arg("-kernel")
-            .arg(&env.guest_kernel)
+            .arg(kernel)
             .arg("-initrd")
-            .arg(&env.guest_initrd)
+            .arg(initrd)
             .arg("-append")
             .arg(&append)
             .args(["-nographic", "-no-reboot"])
@@ -725,6 +903,22 @@ fn hex(s: &str, line: &str) -> u64 {
     let t = s.trim();
     let t = t.strip_prefix("0x").unwrap_or(t);
     u64::from_str_radix(t, 16).unwrap_or_else(|_| panic!("cannot parse hex {s:?} in {line:?}"))
+}
+
+/// The syscall numbers a guest printed for itself on a line `<prefix>: nrs name=N ...`
+/// (its C library's `SYS_*` values on its architecture; -1 for a call it lacks).
+pub fn guest_syscall_numbers(stdout: &str, prefix: &str) -> BTreeMap<String, i64> {
+    let head = format!("{prefix}: nrs ");
+    let line = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(&head))
+        .unwrap_or_else(|| panic!("the guest printed no `{head}` line:\n{stdout}"));
+    line.split_whitespace()
+        .map(|kv| {
+            let (k, v) = kv.split_once('=').expect("name=number");
+            (k.to_string(), num(v, line))
+        })
+        .collect()
 }
 
 /// Instruction counts in the format of QEMU's tests/tcg/plugins/insn.c (and our `icount`):

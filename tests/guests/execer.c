@@ -1,5 +1,6 @@
 /* Exec test: makes 5 getppid calls, tries to exec a program that does not exist (which
- * fails and returns), then execs argv[1] with argv[1..] as its arguments. */
+ * fails and returns), then execs argv[1] with argv[1..] as its arguments. First it
+ * prints the numbers of those calls on its architecture. */
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <sys/syscall.h>
@@ -11,6 +12,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: execer PROGRAM [ARGS...]\n");
         return 2;
     }
+    printf("execer: nrs getppid=%ld execve=%ld\n", (long)SYS_getppid, (long)SYS_execve);
+    fflush(stdout);
     for (int i = 0; i < 5; i++) {
         syscall(SYS_getppid);
     }

@@ -9,9 +9,15 @@
 #     privately (qemu72-system, wrapper $CACHE/bin/qemu-system-x86_64-7.2);
 #   * the newest QEMU Debian sid has (11.x, API 7): qemu-system-x86_64 and its dependency
 #     closure unpacked into a sysroot (qemu11-system, wrapper $CACHE/bin/qemu-system-x86_64-11);
-#     qemu11-system-extra adds qemu-system-aarch64/-riscv64 there (not part of `all`).
-#   The 7.2 and 11 pieces use private apt configurations under $CACHE/apt (see
-#   scripts/provision/private-apt.sh): the system's apt state and QEMU stay as they are.
+#     qemu11-system-extra adds qemu-system-aarch64/-riscv64 there;
+#   * aarch64 and riscv64: qemu-aarch64/qemu-riscv64 10.2.2 linux-user built from the same
+#     source in a second build directory, with reference plugins, and bookworm's cross
+#     compilers (target arch-user); qemu-system-aarch64 10.0.x from bookworm-backports
+#     (arch-system); an arm64 and a riscv64 Linux guest (arch-guests). `all` runs these and
+#     qemu11-system-extra after the rest.
+#   The 7.2, 11 and arm64/riscv64 guest pieces use private apt configurations under
+#   $CACHE/apt (see scripts/provision/private-apt.sh): the system's apt state and QEMU stay
+#   as they are.
 # Everything is cached under $QEMU_PLUGIN_CACHE (default ~/.cache/qemu-plugin-rs); only
 # what is missing is rebuilt. Prints the paths it provides as KEY=VALUE lines on success
 # into $QEMU_PLUGIN_CACHE/env.
@@ -255,6 +261,12 @@ INIT
   echo "$GUEST_VERSION" >"$GUEST/version"
 }
 
+# ---------------------------------------------------------------- aarch64 and riscv64
+# One job per file, like the QEMU 7.2 and 11 ones; sourced here because they use $SRC_DIR
+# and user_mode from above.
+. "$HERE/provision/arch-user.sh"
+. "$HERE/provision/arch-guests.sh"
+
 write_env() {
   local user="${QEMU_PLUGIN_QEMU_USER:-$BUILD/qemu-x86_64}"
   local sys="${QEMU_PLUGIN_QEMU_SYSTEM:-$(command -v qemu-system-x86_64 || true)}"
@@ -279,6 +291,24 @@ ENV
   [ ! -x "$WRAP_SYS_11" ] || echo "QEMU_SYSTEM_11=$WRAP_SYS_11" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_AARCH64" ] || echo "QEMU_SYSTEM_AARCH64_11=$WRAP_SYS_11_AARCH64" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_RISCV64" ] || echo "QEMU_SYSTEM_RISCV64_11=$WRAP_SYS_11_RISCV64" >>"$CACHE/env"
+  # aarch64 and riscv64: likewise, each key only once its thing is provisioned.
+  if arch_user_have_all; then
+    cat >>"$CACHE/env" <<ENV
+QEMU_USER_AARCH64=$BUILD_ARCH/qemu-aarch64
+QEMU_USER_RISCV64=$BUILD_ARCH/qemu-riscv64
+QEMU_REF_PLUGINS_ARCH=$REF_PLUGINS_ARCH
+QEMU_CONTRIB_PLUGINS_ARCH=$CONTRIB_PLUGINS_ARCH
+ENV
+  fi
+  [ ! -x "$CC_AARCH64" ] || [ ! -f /usr/aarch64-linux-gnu/lib/libc.a ] || echo "CC_AARCH64=$CC_AARCH64" >>"$CACHE/env"
+  [ ! -x "$CC_RISCV64" ] || [ ! -f /usr/riscv64-linux-gnu/lib/libc.a ] || echo "CC_RISCV64=$CC_RISCV64" >>"$CACHE/env"
+  ! arch_system_ok || echo "QEMU_SYSTEM_AARCH64=$QEMU_SYSTEM_AARCH64_BIN" >>"$CACHE/env"
+  if arch_guest_ok "$GUEST_AARCH64"; then
+    printf 'GUEST_KERNEL_AARCH64=%s\nGUEST_INITRD_AARCH64=%s\n' "$GUEST_AARCH64/Image" "$GUEST_AARCH64/initrd.gz" >>"$CACHE/env"
+  fi
+  if arch_guest_ok "$GUEST_RISCV64"; then
+    printf 'GUEST_KERNEL_RISCV64=%s\nGUEST_INITRD_RISCV64=%s\n' "$GUEST_RISCV64/Image" "$GUEST_RISCV64/initrd.gz" >>"$CACHE/env"
+  fi
   log "ready; paths in $CACHE/env"
 }
 
@@ -291,7 +321,11 @@ case "$what" in
   qemu72-system) qemu72_system ;;
   qemu11-system) qemu11_system ;;
   qemu11-system-extra) qemu11_system_extra ;;
-  all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system ;;
-  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra]" ;;
+  arch-user) cross_compilers; arch_user ;;
+  arch-system) arch_system ;;
+  arch-guests) arch_guests ;;
+  all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system
+       cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra ;;
+  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests]" ;;
 esac
 write_env

@@ -52,9 +52,10 @@ private_apt_update() {
     log "apt-get update ($name) failed (attempt $try, see $d/update.log)"
     sleep 3
   done
-  ls "$d"/lists/*_Packages* "$d"/lists/*_Sources* >/dev/null 2>&1 \
+  # A configuration has binary indexes, source indexes or both: any one that arrived will do.
+  ls "$d"/lists/*_Packages* >/dev/null 2>&1 || ls "$d"/lists/*_Sources* >/dev/null 2>&1 \
     || die "no $name indexes could be fetched from deb.debian.org; check the network (log: $d/update.log)"
-  log "going on with the $name indexes that did arrive"
+  log "going on with the $name indexes that did arrive (missing: $(grep -o 'dists/[^ ]*' "$d/update.log" | sort -u | xargs))"
 }
 
 # retry_twice CMD...: run CMD, and once more if it fails.

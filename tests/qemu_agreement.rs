@@ -293,7 +293,7 @@ fn trace_counts_match_bb_c_and_syscall_c(q: UserQemu) {
             gargs,
         );
         r.assert_success();
-        let (summary, _, _) = assert_trace_matches_references(&r, &dir);
+        let (summary, _, _) = assert_trace_matches_references(q.arch(), &r, &dir);
         assert_eq!(summary.files, 1, "one vCPU, one file\n{}", r.describe());
     }
 }

@@ -131,7 +131,7 @@ fn trace_with_threads() {
         &[&n.to_string(), "200000"],
     );
     r.assert_success();
-    let (_, bb, files) = assert_trace_matches_references(&r, &dir);
+    let (_, bb, files) = assert_trace_matches_references(Arch::X86_64, &r, &dir);
     // The main thread and n workers each ran blocks, each with its own file.
     assert!(
         files.files >= bb.per_cpu.len() as u64 && files.files > n,

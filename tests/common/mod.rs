@@ -1171,15 +1171,25 @@ pub fn syscall_totals(table: &BTreeMap<i64, (u64, u64)>) -> (u64, u64) {
         .fold((0, 0), |(c, e), &(dc, de)| (c + dc, e + de))
 }
 
-/// x86-64 `exit` and `exit_group`: QEMU reports the call but the caller never returns.
-pub const NO_RETURN_SYSCALLS: [i64; 2] = [60, 231];
+impl Arch {
+    /// `exit` and `exit_group`, the syscalls that never return (the kernel's syscall
+    /// tables: x86_64's own; aarch64 and riscv64 share the generic one).
+    pub fn no_return_syscalls(self) -> [i64; 2] {
+        match self {
+            Arch::X86_64 => [60, 231],
+            Arch::Aarch64 | Arch::Riscv64 => [93, 94],
+        }
+    }
+}
 
-/// The syscall table without the calls that never return (see [`NO_RETURN_SYSCALLS`]):
-/// what a plugin counting syscall *returns* must see.
-pub fn returning_syscalls(table: &BTreeMap<i64, (u64, u64)>) -> BTreeMap<i64, (u64, u64)> {
+/// The syscall table without the calls that never return on `arch`.
+pub fn returning_syscalls(
+    arch: Arch,
+    table: &BTreeMap<i64, (u64, u64)>,
+) -> BTreeMap<i64, (u64, u64)> {
     table
         .iter()
-        .filter(|(nr, _)| !NO_RETURN_SYSCALLS.contains(nr))
+        .filter(|(nr, _)| !arch.no_return_syscalls().contains(nr))
         .map(|(&nr, &c)| (nr, c))
         .collect()
 }
@@ -1245,12 +1255,13 @@ pub fn assert_icount_matches_bb(r: &Run) -> (InsnCounts, BbCounts) {
 /// trace's summary and the files it wrote agree with both. trace records syscall
 /// *returns*, so calls that never return (exit, exit_group) are left out.
 pub fn assert_trace_matches_references(
+    arch: Arch,
     r: &Run,
     dir: &Path,
 ) -> (TraceSummary, BbCounts, TraceFiles) {
     let summary = parse_trace(&r.log);
     let bb = parse_bb(&r.log);
-    let returns = returning_syscalls(&parse_syscalls(&r.log));
+    let returns = returning_syscalls(arch, &parse_syscalls(&r.log));
     let (calls, _) = syscall_totals(&returns);
     let files = read_trace_dir(dir);
     eprintln!(

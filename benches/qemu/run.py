@@ -22,7 +22,7 @@ Exits 1 if the user-mode worker counts disagree, 2 on a setup failure.
 
 Usage: python3 benches/qemu/run.py [--reps N] [--system-reps N] [--api7-reps N]
        [--iterations N] [--no-user] [--no-system] [--no-api7] [--no-build] [--svg PATH]
-       [--candidate PATH.so] [--any]
+       [--candidate PATH.so] [--any] [--arch x86_64|aarch64|riscv64]
 Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 """
 
@@ -98,6 +98,26 @@ def glib_cflags():
 # The configurations timed on QEMU 11.1 (API 7): (g) cannot finish a boot in time there
 # either, and QEMU's insn.c cannot be built for API 7 here (no QEMU 11.1 source).
 API7_CONFIGS = ["a", "d", "e", "h"]
+
+
+# --arch: the user-mode guest's architecture. The plugins are host code, so the same
+# files serve every guest; QEMU, the reference insn.c and the spin guest change.
+ARCH_ENV = {"aarch64": ("QEMU_USER_AARCH64", "CC_AARCH64"), "riscv64": ("QEMU_USER_RISCV64", "CC_RISCV64")}
+
+
+def use_arch(env, p, arch, no_build):
+    """Points user mode at `arch`'s QEMU 10.2, its build of insn.c and a cross-built spin."""
+    if arch == "x86_64":
+        return
+    qemu_key, cc_key = ARCH_ENV[arch]
+    for k in (qemu_key, cc_key, "QEMU_REF_PLUGINS_ARCH"):
+        if not env.get(k):
+            die(f"{k} missing from {ENV_FILE}: run scripts/provision-qemu.sh")
+    env["QEMU_USER"] = env[qemu_key]
+    p["insn5"] = Path(env["QEMU_REF_PLUGINS_ARCH"]) / "libinsn.so"
+    p["spin"] = OUT / f"spin-{arch}"
+    if not no_build:
+        sh([env[cc_key], "-O1", "-static", "-pthread", "-o", p["spin"], HERE / "spin.c"])
 
 
 def build(env, want_system, no_build, want_api7=False):
@@ -302,7 +322,9 @@ def user_mode(env, p, args):
             res[cfg] = entry
         workers = {cfg: set(res[cfg]["workers"]) for cfg in configs if cfg != "a"}
         all_w = set().union(*workers.values())
-        expected = threads * args.iterations * 5  # 5 instructions a loop turn in spin.c (-O1)
+        # 5 instructions a loop turn in spin.c built by gcc -O1 for x86_64; other
+        # architectures' compilers make other loops.
+        expected = threads * args.iterations * 5 if args.arch == "x86_64" else "n/a"
         agree = len(all_w) == 1
         if not agree:
             bad.append(f"user {threads}T: worker counts disagree: {workers}")
@@ -383,7 +405,7 @@ def fmt_ratio(x):
 
 def user_report(L, meta, user):
     """Appends the user-mode section of the report to the lines `L`."""
-    L.append("### User mode (qemu-x86_64, API v5)")
+    L.append(f"### User mode (qemu-{meta.get('arch', 'x86_64')}, API v5)")
     L.append("")
     hdr = "| config | " + " | ".join(f"{t} thr: median s | {t} thr: / (d) | {t} thr: ns/event" for t in meta["threads"]) + " |"
     L.append(hdr)
@@ -535,6 +557,8 @@ def main():
     ap.add_argument("--any", action="store_true", help="also time icount bundled by qemu-plugin-any "
                     "(builds for APIs 1, 4, 5, 7) in user mode, as config (y): its hot path is the "
                     "API-5 build's own, so (y)/(e) should be 1")
+    ap.add_argument("--arch", choices=["x86_64", "aarch64", "riscv64"], default="x86_64",
+                    help="the user-mode guest's architecture (system mode stays x86_64)")
     ap.add_argument("--json", type=Path, default=OUT / "results.json")
     args = ap.parse_args()
     args.threads = [] if args.no_user else [int(t) for t in args.threads.split(",")]
@@ -548,6 +572,7 @@ def main():
         p["candidate"] = args.candidate.resolve()
     if args.any:
         p["any"] = build_any(p["ex5"], args.no_build)
+    use_arch(env, p, args.arch, args.no_build)
     for k in ("spin", "cref5", "insn5"):
         if not p[k].exists():
             die(f"missing {p[k]}")
@@ -561,7 +586,7 @@ def main():
             "qemu_11_version": version(env["QEMU_SYSTEM_11"]) if not args.no_api7 else None,
             "host_cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "reps": args.reps,
             "system_reps": args.system_reps, "warmup": args.warmup, "iterations": args.iterations,
-            "threads": args.threads, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
+            "threads": args.threads, "arch": args.arch, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z")}
     t0 = time.perf_counter()
     user, bad = ({}, []) if args.no_user else user_mode(env, p, args)
     if not args.no_system:

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The test command: provisions QEMU (cached after the first run), then runs every test:
-# unit and mock-host tests under both plugin APIs, lints, the mock-host stress tests under
+# unit and mock-host tests under several plugin APIs, lints, the mock-host stress tests under
 # valgrind's race detectors, and the integration tests that load the example plugins into
-# real QEMU (linux-user 10.2 and 7.2, MTTCG system mode 7.2, 10.0 and 11.1).
+# real QEMU (linux-user 10.2 and 7.2; MTTCG system mode 7.2, 10.0 and 11.1; x86_64, aarch64
+# and riscv64 guests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf '\n=== %s\n' "$*"; }
@@ -39,5 +40,5 @@ done
 step "unit tests with the 10.1.0-v2 features anyhow and num-traits"
 cargo test --lib --features anyhow,num-traits
 
-step "all tests, plugin API v5: unit, mock host, real QEMU (linux-user 10.2 (v5) and 7.2 (v1); MTTCG system mode 7.2 (v1), 10.0 (v4) and 11.1 (v7))"
+step "all tests, plugin API v5: unit, mock host, real QEMU (linux-user 10.2 (v5; x86_64, aarch64, riscv64 guests) and 7.2 (v1); MTTCG system mode 7.2 (v1), 10.0 (v4; x86_64, aarch64) and 11.1 (v7; x86_64, aarch64, riscv64); one qemu-plugin-any file in all of them)"
 cargo test --release --workspace

@@ -90,9 +90,16 @@ apt_install() {
 # ---------------------------------------------------------------- user mode (API v5)
 SRC_DIR="$CACHE/qemu-src"
 BUILD="$SRC_DIR/build"
+# QEMU's contrib plugins (contrib/plugins/meson.build), the C originals of the examples
+# that rewrite them.
+CONTRIB_PLUGINS=(bbv cache cflow drcov execlog hotblocks hotpages howvec hwprofile ips lockstep stoptrigger traps uftrace)
+contrib_built() {
+  local p
+  for p in "${CONTRIB_PLUGINS[@]}"; do [ -f "$1/contrib/plugins/lib$p.so" ] || return 1; done
+}
 user_mode() {
   if [ -x "$BUILD/qemu-x86_64" ] && [ -f "$BUILD/tests/tcg/plugins/libinsn.so" ] \
-     && [ -f "$BUILD/contrib/plugins/libhotblocks.so" ] \
+     && contrib_built "$BUILD" \
      && grep -q '^#define CONFIG_CAPSTONE\b' "$BUILD/config-host.h" 2>/dev/null; then
     log "user-mode QEMU cached: $BUILD/qemu-x86_64"
     return 0
@@ -136,7 +143,7 @@ user_mode() {
   (cd "$BUILD" && make -j"$(nproc)" qemu-x86_64 >"$CACHE/build.log" 2>&1) || die "build failed, see $CACHE/build.log"
   log "building QEMU's reference plugins"
   (cd "$BUILD" && ninja tests/tcg/plugins/libinsn.so tests/tcg/plugins/libbb.so tests/tcg/plugins/libmem.so \
-      tests/tcg/plugins/libsyscall.so contrib/plugins/libhotblocks.so >>"$CACHE/build.log" 2>&1) \
+      tests/tcg/plugins/libsyscall.so contrib-plugins >>"$CACHE/build.log" 2>&1) \
     || die "plugin build failed, see $CACHE/build.log"
 }
 

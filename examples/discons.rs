@@ -10,26 +10,19 @@
 //! message naming the missing API (this example asks for them at every API level, so it
 //! shows that message).
 
+#[path = "support/discon_counts.rs"]
+mod discon_counts;
+
 use std::collections::BTreeMap;
 
 use qemu_plugin::{
-    Args, DisconKind, DisconTypes, Discontinuity, Info, PerVcpu, Result, VCPUIndex, Vcpu, per_vcpu,
+    Args, DisconTypes, Discontinuity, Info, PerVcpu, Result, VCPUIndex, Vcpu, per_vcpu,
     qemu_plugin_outs,
 };
 
+use discon_counts::Counts;
+
 struct Discons;
-
-/// Interrupts, exceptions and host calls, in that order.
-type Counts = [u64; 3];
-
-fn slot(kind: DisconKind) -> Option<usize> {
-    match kind {
-        DisconKind::Interrupt => Some(0),
-        DisconKind::Exception => Some(1),
-        DisconKind::HostCall => Some(2),
-        DisconKind::Other(_) => None,
-    }
-}
 
 impl PerVcpu for Discons {
     type Config = ();
@@ -48,17 +41,12 @@ impl PerVcpu for Discons {
     }
 
     fn discontinuity(&self, cpu: &mut Vcpu<Self>, event: &Discontinuity) -> Result<()> {
-        if let Some(i) = slot(event.kind) {
-            cpu[i] += 1;
-        }
+        discon_counts::count(cpu, event.kind);
         Ok(())
     }
 
     fn merge(&self, total: &mut Self::Total, cpu: Vcpu<Self>) -> Result<()> {
-        let entry = total.entry(cpu.index()).or_default();
-        for (sum, n) in entry.iter_mut().zip(*cpu) {
-            *sum += n;
-        }
+        discon_counts::merge(total, cpu.index(), &cpu);
         Ok(())
     }
 

@@ -160,9 +160,38 @@ system_mode() {
 }
 
 # ---------------------------------------------------------------- Linux guest
+# write_guest_init FILE [CASES]: the guest's /init (every architecture's): mount the pseudo
+# filesystems, say how many CPUs there are, run CASES (shell code that may act on the
+# kernel command line and power off), else run a compute loop pinned to every CPU and
+# power off.
+write_guest_init() {
+  {
+    cat <<'HEAD'
+#!/bin/sh
+# Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+n=$(nproc)
+echo "guest: $n cpus"
+HEAD
+    [ -z "${2:-}" ] || printf '%s\n' "$2"
+    cat <<'TAIL'
+c=0
+while [ $c -lt $n ]; do
+  taskset -c $c sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: cpu '$c' done"' &
+  c=$((c+1))
+done
+wait
+echo "guest: all work done"
+poweroff -f
+TAIL
+  } >"$1"
+}
+
 GUEST="$CACHE/guest"
 # Bump when the initramfs below changes, so that cached guests are rebuilt.
-GUEST_VERSION=4
+GUEST_VERSION=5
 guest() {
   if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ] \
      && [ "$(cat "$GUEST/version" 2>/dev/null)" = "$GUEST_VERSION" ]; then
@@ -224,19 +253,12 @@ void _start(void) {
 }
 C
   gcc -static -nostdlib -O1 -o "$root/bin/ud2probe" "$GUEST/ud2probe.c" || die "gcc failed on ud2probe.c"
-  cat >"$root/init" <<'INIT'
-#!/bin/sh
-# Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
+  write_guest_init "$root/init" "$(cat <<'CASES'
 # With `setpc` on the kernel command line: run /bin/ud2probe (which dies of SIGILL unless
 # a plugin skips its `ud2`), say how it exited, power off.
 # With `debugexit` on the kernel command line: spin on every CPU but the last, and exit
 # QEMU from the last one through the isa-debug-exit device at port 0xf4 (QEMU exits with
 # status (1 << 1) | 1 = 3), with the other vCPUs still executing.
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-n=$(nproc)
-echo "guest: $n cpus"
 case "$(cat /proc/cmdline)" in *setpc*)
   /bin/ud2probe
   echo "guest: ud2probe exit $?"
@@ -253,15 +275,8 @@ case "$(cat /proc/cmdline)" in *debugexit*)
   echo "guest: isa-debug-exit did not exit"
   poweroff -f
 esac
-c=0
-while [ $c -lt $n ]; do
-  taskset -c $c sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: cpu '$c' done"' &
-  c=$((c+1))
-done
-wait
-echo "guest: all work done"
-poweroff -f
-INIT
+CASES
+)"
   chmod +x "$root/init"
   (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -9 >"$GUEST/initrd.gz.tmp")
   mv "$GUEST/initrd.gz.tmp" "$GUEST/initrd.gz"

@@ -325,21 +325,28 @@ fn readme_plugin_matches_bb_c(q: UserQemu) {
     assert_bb_agrees(q, ours, bb.total_insns, &run);
 }
 
-tests_on!(
-    qemu_10_2,
-    UserQemu::V10_2,
-    [
-        icount_callback_matches_insn_c,
-        icount_inline_matches_insn_c,
-        icount_check_matches_insn_c,
-        mem_matches_mem_c,
-        mem_read_and_write_add_up,
-        syscalls_match_syscall_c,
-        hotblocks_matches_contrib_hotblocks,
-        trace_counts_match_bb_c_and_syscall_c,
-        readme_plugin_matches_bb_c,
-    ]
-);
+/// Every agreement test, in a QEMU 10.2 linux-user of any guest architecture.
+macro_rules! all_agreement_tests {
+    ($module:ident, $q:expr) => {
+        tests_on!(
+            $module,
+            $q,
+            [
+                icount_callback_matches_insn_c,
+                icount_inline_matches_insn_c,
+                icount_check_matches_insn_c,
+                mem_matches_mem_c,
+                mem_read_and_write_add_up,
+                syscalls_match_syscall_c,
+                hotblocks_matches_contrib_hotblocks,
+                trace_counts_match_bb_c_and_syscall_c,
+                readme_plugin_matches_bb_c,
+            ]
+        );
+    };
+}
+
+all_agreement_tests!(qemu_10_2, UserQemu::V10_2);
 
 // Left out on QEMU 7.2, each for a reason of QEMU 7.2's, not the crate's:
 // - `icount inline=on` and `check=on`: plugin API 1 has no inline counters; they are
@@ -365,34 +372,6 @@ tests_on!(
 // The same agreement on the other guest architectures, in qemu-aarch64 and qemu-riscv64
 // 10.2.2 (one build from the same source as qemu-x86_64, with its own reference plugins),
 // on the same guest programs cross-compiled with Debian's compilers.
-tests_on!(
-    qemu_10_2_aarch64,
-    UserQemu::Aarch64,
-    [
-        icount_callback_matches_insn_c,
-        icount_inline_matches_insn_c,
-        icount_check_matches_insn_c,
-        mem_matches_mem_c,
-        mem_read_and_write_add_up,
-        syscalls_match_syscall_c,
-        hotblocks_matches_contrib_hotblocks,
-        trace_counts_match_bb_c_and_syscall_c,
-        readme_plugin_matches_bb_c,
-    ]
-);
+all_agreement_tests!(qemu_10_2_aarch64, UserQemu::Aarch64);
 
-tests_on!(
-    qemu_10_2_riscv64,
-    UserQemu::Riscv64,
-    [
-        icount_callback_matches_insn_c,
-        icount_inline_matches_insn_c,
-        icount_check_matches_insn_c,
-        mem_matches_mem_c,
-        mem_read_and_write_add_up,
-        syscalls_match_syscall_c,
-        hotblocks_matches_contrib_hotblocks,
-        trace_counts_match_bb_c_and_syscall_c,
-        readme_plugin_matches_bb_c,
-    ]
-);
+all_agreement_tests!(qemu_10_2_riscv64, UserQemu::Riscv64);

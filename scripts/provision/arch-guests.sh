@@ -102,23 +102,7 @@ arch_guest_initramfs() {
   cp "$dir/busybox" "$root/bin/busybox"
   chmod +x "$root/bin/busybox"
   for a in sh mount poweroff nproc taskset seq cat echo sync sleep; do ln -sf busybox "$root/bin/$a"; done
-  cat >"$root/init" <<'INIT'
-#!/bin/sh
-# Guest init: mount the pseudo filesystems, run a compute loop pinned to every CPU, power off.
-mount -t proc proc /proc
-mount -t sysfs sys /sys
-mount -t devtmpfs dev /dev 2>/dev/null
-n=$(nproc)
-echo "guest: $n cpus"
-c=0
-while [ $c -lt $n ]; do
-  taskset -c $c sh -c 'i=0; while [ $i -lt 30000 ]; do i=$((i+1)); done; echo "guest: cpu '$c' done"' &
-  c=$((c+1))
-done
-wait
-echo "guest: all work done"
-poweroff -f
-INIT
+  write_guest_init "$root/init"
   chmod +x "$root/init"
   (cd "$root" && find . | cpio -o -H newc 2>/dev/null | gzip -9 >"$dir/initrd.gz.tmp")
   mv "$dir/initrd.gz.tmp" "$dir/initrd.gz"

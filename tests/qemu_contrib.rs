@@ -1,0 +1,311 @@
+//! QEMU's contrib plugins and their rewrites on this crate's runtime (examples of the same
+//! names): each pair runs on the same guest in qemu-x86_64 10.2 (the C plugins are built
+//! from the same QEMU source by `scripts/provision-qemu.sh`), and their outputs are
+//! compared byte for byte, or field by field where the C output has no defined order.
+//! Where a guest's counts depend on scheduling (vCPU indexes of threads in linux-user),
+//! both plugins are loaded into the same run, so they see the same events.
+
+mod common;
+// The examples' C-printf helpers, whose unit tests run here (examples have no test
+// harness of their own).
+#[path = "../examples/support/c_format.rs"]
+mod c_format;
+
+use common::*;
+
+/// The part of `log` from the `n`-th occurrence (0-based) of `header` to the next one or
+/// the end.
+fn section<'a>(log: &'a str, header: &str, n: usize) -> &'a str {
+    let starts: Vec<usize> = log.match_indices(header).map(|(i, _)| i).collect();
+    let start = *starts
+        .get(n)
+        .unwrap_or_else(|| panic!("{header:?} occurs {} times in:\n{log}", starts.len()));
+    let end = starts.get(n + 1).copied().unwrap_or(log.len());
+    &log[start..end]
+}
+
+/// `traps`: 4 guest threads each take 100 exceptions (`ud2`, skipped by a signal
+/// handler). Both plugins in one run print the same note and the same table.
+#[test]
+fn traps_prints_what_traps_c_prints() {
+    let r = run_user(
+        "contrib-traps",
+        &[
+            Plugin::new(contrib_plugin("traps"), &[]),
+            Plugin::new(example(Api::V5, "traps"), &[]),
+        ],
+        "traps",
+        &["4", "100"],
+    );
+    r.assert_success();
+    const NOTE: &str = "Note: interrupts are only reported in system emulation mode.";
+    assert!(
+        r.log.starts_with(&NOTE.repeat(2)),
+        "both print the note at install\n{}",
+        r.describe()
+    );
+    const HEADER: &str = "VCPU, interrupts, exceptions, hostcalls\n";
+    let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+    eprintln!("traps.c:\n{c}ours:\n{ours}");
+    assert_eq!(ours, c, "{}", r.describe());
+    // The table itself is right: 400 exceptions in all, as the guest took.
+    let exceptions: u64 = ours
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(2).unwrap().trim().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(exceptions, 400, "{ours}");
+}
+
+/// A drcov file, read independently of either plugin: the header lines, the one module
+/// (base, end, path) and the basic-block table that follows `BB Table: N bbs`.
+#[derive(Debug, PartialEq)]
+struct Drcov {
+    base: u64,
+    end: u64,
+    path: String,
+    /// (start, size, module id) of each covered block, in file order.
+    blocks: Vec<(u32, u16, u16)>,
+}
+
+fn read_drcov(bytes: &[u8]) -> Drcov {
+    let mut rest = bytes;
+    let mut line = || -> String {
+        let nl = rest
+            .iter()
+            .position(|&b| b == b'\n')
+            .expect("a header line");
+        let l = String::from_utf8(rest[..nl].to_vec()).expect("a text header line");
+        rest = &rest[nl + 1..];
+        l
+    };
+    assert_eq!(line(), "DRCOV VERSION: 2");
+    assert_eq!(line(), "DRCOV FLAVOR: drcov-64");
+    assert_eq!(line(), "Module Table: version 2, count 1");
+    assert_eq!(line(), "Columns: id, base, end, entry, path");
+    let module = line();
+    let fields: Vec<&str> = module.splitn(5, ", ").collect();
+    assert_eq!(fields[0], "0", "{module}");
+    let hex = |s: &str| u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex");
+    let (base, end, path) = (hex(fields[1]), hex(fields[2]), fields[4].to_string());
+    let table = line();
+    let n: usize = table
+        .strip_prefix("BB Table: ")
+        .and_then(|t| t.strip_suffix(" bbs"))
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("bad BB Table line {table:?}"));
+    assert_eq!(rest.len(), n * 8, "{n} entries of 8 bytes after the header");
+    let blocks = rest
+        .chunks_exact(8)
+        .map(|e| {
+            (
+                u32::from_le_bytes(e[0..4].try_into().unwrap()),
+                u16::from_le_bytes(e[4..6].try_into().unwrap()),
+                u16::from_le_bytes(e[6..8].try_into().unwrap()),
+            )
+        })
+        .collect();
+    Drcov {
+        base,
+        end,
+        path,
+        blocks,
+    }
+}
+
+/// `drcov`: both plugins in one run write their files; the files are identical, and an
+/// independent reader finds a well-formed table of covered blocks inside the guest's
+/// text. Single-threaded and 4-threaded guests.
+#[test]
+fn drcov_writes_what_drcov_c_writes() {
+    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "100000"][..])] {
+        let dir = run_dir(&format!("contrib-drcov-{guest}"));
+        let (c_file, our_file) = (dir.join("c.drcov"), dir.join("ours.drcov"));
+        let r = run_user(
+            &format!("contrib-drcov-{guest}"),
+            &[
+                Plugin::new(
+                    contrib_plugin("drcov"),
+                    &[&format!("filename={}", c_file.display())],
+                ),
+                Plugin::new(
+                    example(Api::V5, "drcov"),
+                    &[&format!("filename={}", our_file.display())],
+                ),
+            ],
+            guest,
+            args,
+        );
+        r.assert_success();
+        let (c, ours) = (
+            std::fs::read(&c_file).expect("drcov.c's file"),
+            std::fs::read(&our_file).expect("our file"),
+        );
+        let parsed = read_drcov(&ours);
+        eprintln!(
+            "drcov on {guest}: {} covered blocks in {} bytes; module 0x{:x}-0x{:x} {}",
+            parsed.blocks.len(),
+            ours.len(),
+            parsed.base,
+            parsed.end,
+            parsed.path
+        );
+        assert!(c == ours, "the two drcov files differ:\n{}", r.describe());
+        assert_eq!(parsed, read_drcov(&c));
+        assert!(
+            parsed.path.ends_with(&format!("/{guest}")),
+            "{}",
+            parsed.path
+        );
+        assert!(parsed.blocks.len() > 100, "{parsed:?}");
+        // A static guest's code all lies in its own text.
+        for &(start, size, module) in &parsed.blocks {
+            assert_eq!(module, 0);
+            assert!(size > 0);
+            let start = u64::from(start);
+            assert!(
+                start >= parsed.base && start < parsed.end,
+                "block 0x{start:x} outside 0x{:x}-0x{:x}",
+                parsed.base,
+                parsed.end
+            );
+        }
+    }
+}
+
+/// The rows of a hotpages report: (address, reads + writes, the whole row).
+fn hotpages_rows(report: &str) -> Vec<(u64, u64, &str)> {
+    report
+        .lines()
+        .skip(1)
+        .map(|l| {
+            let f: Vec<&str> = l.split(", ").collect();
+            assert_eq!(f.len(), 5, "{l}");
+            let addr = u64::from_str_radix(f[0].trim_start_matches("0x"), 16).unwrap();
+            let sum = f[2].parse::<u64>().unwrap() + f[4].parse::<u64>().unwrap();
+            (addr, sum, l)
+        })
+        .collect()
+}
+
+/// `hotpages`: both plugins in one run. Sorted by address the order is total, so the
+/// reports are equal byte for byte. Sorted by accesses (the default), hotpages.c leaves
+/// pages with equal counts in its hash table's order, so the reports must have the same
+/// counts in the same order and the same rows wherever a count is not tied with the last
+/// one shown. Single- and 4-threaded guests.
+#[test]
+fn hotpages_prints_what_hotpages_c_prints() {
+    const HEADER: &str = "Addr, RCPUs, Reads, WCPUs, Writes\n";
+    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "100000"][..])] {
+        for sort in [&["sortby=address"][..], &[][..]] {
+            let r = run_user(
+                &format!("contrib-hotpages-{guest}"),
+                &[
+                    Plugin::new(contrib_plugin("hotpages"), sort),
+                    Plugin::new(example(Api::V5, "hotpages"), sort),
+                ],
+                guest,
+                args,
+            );
+            r.assert_success();
+            let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+            let (rc, ro) = (hotpages_rows(c), hotpages_rows(ours));
+            eprintln!(
+                "hotpages {sort:?} on {guest}: {} rows, first {:?}",
+                ro.len(),
+                ro.first()
+            );
+            assert!(ro.len() >= 10, "{ours}");
+            if sort.is_empty() {
+                let sums = |rows: &[(u64, u64, &str)]| rows.iter().map(|r| r.1).collect::<Vec<_>>();
+                assert_eq!(sums(&ro), sums(&rc), "counts in order\n{c}\n{ours}");
+                let last = ro.last().unwrap().1;
+                let above = |rows: &[(u64, u64, &str)]| -> Vec<String> {
+                    let mut v: Vec<String> = rows
+                        .iter()
+                        .filter(|r| r.1 > last)
+                        .map(|r| r.2.to_string())
+                        .collect();
+                    v.sort();
+                    v
+                };
+                assert_eq!(above(&ro), above(&rc), "rows above the cutoff\n{c}\n{ours}");
+            } else {
+                assert_eq!(ours, c, "{}", r.describe());
+            }
+        }
+    }
+}
+
+/// A bbv file: per line, its `:block:count` entries as a sorted list (bbv.c writes them
+/// in its hash table's order).
+fn read_bbv(path: &std::path::Path) -> Vec<Vec<(u64, u64)>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|line| {
+            let body = line
+                .strip_prefix('T')
+                .unwrap_or_else(|| panic!("{line:?} does not start with T"));
+            let mut v: Vec<(u64, u64)> = body
+                .split_whitespace()
+                .map(|e| {
+                    let mut f = e.trim_start_matches(':').split(':');
+                    let block = f.next().unwrap().parse().unwrap();
+                    let n = f.next().unwrap().parse().unwrap();
+                    (block, n)
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .collect()
+}
+
+/// `bbv`: both plugins in one run, each writing its per-vCPU files: the same files, the
+/// same intervals, and in each interval the same blocks with the same counts.
+#[test]
+fn bbv_writes_what_bbv_c_writes() {
+    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "100000"][..])] {
+        let dir = run_dir(&format!("contrib-bbv-{guest}"));
+        let prefix = |who: &str| dir.join(who).display().to_string();
+        let r = run_user(
+            &format!("contrib-bbv-{guest}"),
+            &[
+                Plugin::new(
+                    contrib_plugin("bbv"),
+                    &[&format!("outfile={}", prefix("c")), "interval=100000"],
+                ),
+                Plugin::new(
+                    example(Api::V5, "bbv"),
+                    &[&format!("outfile={}", prefix("ours")), "interval=100000"],
+                ),
+            ],
+            guest,
+            args,
+        );
+        r.assert_success();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        let c_files: Vec<&String> = files.iter().filter(|f| f.starts_with("c.")).collect();
+        let our_files: Vec<&String> = files.iter().filter(|f| f.starts_with("ours.")).collect();
+        assert_eq!(
+            c_files.iter().map(|f| &f[2..]).collect::<Vec<_>>(),
+            our_files.iter().map(|f| &f[5..]).collect::<Vec<_>>(),
+            "one file per vCPU"
+        );
+        let mut lines = 0;
+        for (c, ours) in c_files.iter().zip(&our_files) {
+            let (c, ours) = (read_bbv(&dir.join(c)), read_bbv(&dir.join(ours)));
+            lines += ours.len();
+            assert_eq!(ours, c, "{}", r.describe());
+        }
+        eprintln!(
+            "bbv on {guest}: {} files, {lines} intervals",
+            our_files.len()
+        );
+        assert!(lines >= 10, "a 100,000-instruction interval gives lines");
+    }
+}

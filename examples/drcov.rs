@@ -23,11 +23,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, OnceLock};
 
-use qemu_plugin::{
-    Args, Failure, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
-    qemu_plugin_end_code, qemu_plugin_entry_code, qemu_plugin_path_to_binary,
-    qemu_plugin_start_code,
-};
+use qemu_plugin::{Args, Failure, Info, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu};
 
 /// One translated block, as drcov.c records it (its start truncated to 32 bits, its size
 /// the sum of its instructions' sizes in 16 bits).
@@ -56,16 +52,36 @@ impl Drcov {
     /// Reads the layout on the first translation: linux-user answers these queries from
     /// the translating vCPU's task state.
     fn layout(&self) -> &Layout {
-        self.layout.get_or_init(|| Layout {
-            start: qemu_plugin_start_code().unwrap_or(0),
-            end: qemu_plugin_end_code().unwrap_or(0),
-            entry: qemu_plugin_entry_code().unwrap_or(0),
-            path: match qemu_plugin_path_to_binary() {
-                Ok(Some(p)) => p.display().to_string(),
-                // glibc's printf prints a NULL string as "(null)", as drcov.c does.
-                _ => "(null)".to_string(),
-            },
-        })
+        self.layout.get_or_init(read_layout)
+    }
+}
+
+#[cfg(since_api_1)]
+fn read_layout() -> Layout {
+    use qemu_plugin::{
+        qemu_plugin_end_code, qemu_plugin_entry_code, qemu_plugin_path_to_binary,
+        qemu_plugin_start_code,
+    };
+    Layout {
+        start: qemu_plugin_start_code().unwrap_or(0),
+        end: qemu_plugin_end_code().unwrap_or(0),
+        entry: qemu_plugin_entry_code().unwrap_or(0),
+        path: match qemu_plugin_path_to_binary() {
+            Ok(Some(p)) => p.display().to_string(),
+            // glibc's printf prints a NULL string as "(null)", as drcov.c does.
+            _ => "(null)".to_string(),
+        },
+    }
+}
+
+/// Plugin API 0 has no program layout queries; `new` refuses before this is reached.
+#[cfg(not(since_api_1))]
+fn read_layout() -> Layout {
+    Layout {
+        start: 0,
+        end: 0,
+        entry: 0,
+        path: "(null)".to_string(),
     }
 }
 
@@ -85,6 +101,13 @@ impl PerVcpu for Drcov {
     type Total = Executed;
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
+        if cfg!(not(since_api_1)) {
+            return Err(Failure::Unsupported {
+                api: "qemu_plugin_path_to_binary",
+                needs: "6.0",
+            }
+            .into());
+        }
         // drcov.c takes `filename=` and ignores anything else.
         let path = PathBuf::from(args.text("filename").unwrap_or("file.drcov.trace"));
         let file = File::create(&path).map_err(|e| Failure::InvalidArgument {

@@ -50,6 +50,18 @@ struct Page {
     writes: u64,
 }
 
+/// The physical address of a RAM access (`qemu_plugin_hwaddr_phys_addr`, plugin API 1).
+#[cfg(since_api_1)]
+fn phys_addr(h: &qemu_plugin::HwAddr<'_>) -> u64 {
+    h.hwaddr()
+}
+
+/// Plugin API 0 has no physical addresses; `new` refuses before this is reached.
+#[cfg(not(since_api_1))]
+fn phys_addr(_: &qemu_plugin::HwAddr<'_>) -> u64 {
+    0
+}
+
 impl PerVcpu for Hotpages {
     type Config = ();
     type Shard = HashMap<u64, Page>;
@@ -57,6 +69,13 @@ impl PerVcpu for Hotpages {
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
         args.expect_only(&["sortby", "io", "pagesize"])?;
+        if cfg!(not(since_api_1)) {
+            return Err(Failure::Unsupported {
+                api: "qemu_plugin_hwaddr_phys_addr",
+                needs: "6.0",
+            }
+            .into());
+        }
         let sort_by = match args.text("sortby") {
             None => SortBy::ReadsAndWrites,
             Some("reads") => SortBy::Reads,
@@ -107,7 +126,7 @@ impl PerVcpu for Hotpages {
                     let page = match (&hw, track_io) {
                         (Some(h), true) if h.is_io() => access.vaddr,
                         (_, true) => return,
-                        (Some(h), false) if !h.is_io() => h.hwaddr(),
+                        (Some(h), false) if !h.is_io() => phys_addr(h),
                         _ => access.vaddr,
                     } & !mask;
                     let entry = cpu.entry(page).or_default();

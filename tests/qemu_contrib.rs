@@ -5,6 +5,7 @@
 //! Where a guest's counts depend on scheduling (vCPU indexes of threads in linux-user),
 //! both plugins are loaded into the same run, so they see the same events.
 
+#[macro_use]
 mod common;
 // The examples' C-printf helpers, whose unit tests run here (examples have no test
 // harness of their own).
@@ -236,3 +237,117 @@ fn hotpages_prints_what_hotpages_c_prints() {
         }
     }
 }
+
+/// Splits a howvec report into its class lines and its per-opcode rows as (hits, row).
+fn howvec_parts(report: &str) -> (&str, Vec<(u64, &str)>) {
+    let (classes, rows) = report
+        .split_once("Individual Instructions:\n")
+        .unwrap_or((report, ""));
+    let rows = rows
+        .lines()
+        .map(|l| {
+            let hits = l
+                .split("\t(")
+                .nth(1)
+                .and_then(|h| h.strip_suffix(" hits)"))
+                .and_then(|h| h.parse().ok())
+                .unwrap_or_else(|| panic!("bad howvec row {l:?}"));
+            (hits, l)
+        })
+        .collect();
+    (classes, rows)
+}
+
+/// `howvec`: both plugins in one run, default arguments and a `count=` / `verbose=`
+/// variant (and `inline=on` on aarch64). The class lines are equal byte for byte. The per-opcode rows are sorted by
+/// hits; howvec.c leaves equal counts in its hash table's order, so the rows must have the
+/// same counts in the same order, and the same text wherever a count is above the last
+/// one shown. On x86_64 and riscv64 every opcode is counted on its own; aarch64 has
+/// howvec.c's class table.
+fn howvec_prints_what_howvec_c_prints(q: UserQemu) {
+    const HEADER: &str = "Instruction Classes:\n";
+    let variants: &[&[&str]] = match q.arch() {
+        Arch::Aarch64 => &[
+            &[],
+            &["count=ldsti", "count=!dprr", "verbose=on"],
+            &["inline=on"],
+        ],
+        _ => &[&[], &["count=!unclas", "verbose=on"]],
+    };
+    for &args in variants {
+        let r = run_user_on(
+            q,
+            "contrib-howvec",
+            &[
+                Plugin::new(q.contrib_plugin("howvec"), args),
+                Plugin::new(example(q.api(), "howvec"), args),
+            ],
+            "compute",
+            &["40"],
+        );
+        r.assert_success();
+        let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+        let ((c_classes, c_rows), (classes, rows)) = (howvec_parts(c), howvec_parts(ours));
+        eprintln!(
+            "howvec {args:?} on {:?}: {} class lines, {} opcode rows, first {:?}",
+            q.arch(),
+            classes.lines().count() - 1,
+            rows.len(),
+            rows.first()
+        );
+        assert_eq!(classes, c_classes, "{}", r.describe());
+        let hits = |rows: &[(u64, &str)]| rows.iter().map(|r| r.0).collect::<Vec<_>>();
+        assert_eq!(hits(&rows), hits(&c_rows), "hits in order\n{c}\n{ours}");
+        let last = rows.last().map_or(0, |r| r.0);
+        let above = |rows: &[(u64, &str)]| {
+            let mut v: Vec<String> = rows
+                .iter()
+                .filter(|r| r.0 > last)
+                .map(|r| r.1.to_string())
+                .collect();
+            v.sort();
+            v
+        };
+        assert_eq!(
+            above(&rows),
+            above(&c_rows),
+            "rows above the cutoff\n{c}\n{ours}"
+        );
+        // Something was counted (with the defaults): opcode rows where the table has no
+        // classes, hits in classes where it has.
+        if !args.iter().any(|a| a.starts_with("count=")) {
+            let class_hits: u64 = classes
+                .lines()
+                .filter_map(|l| {
+                    l.split("\t(")
+                        .nth(1)?
+                        .strip_suffix(" hits)")?
+                        .parse::<u64>()
+                        .ok()
+                })
+                .sum();
+            assert!(
+                class_hits + hits(&rows).iter().sum::<u64>() > 1000,
+                "{ours}"
+            );
+        } else {
+            assert!(classes.contains("\tnot counted\n"), "{ours}");
+        }
+    }
+}
+
+tests_on!(
+    x86_64,
+    UserQemu::V10_2,
+    [howvec_prints_what_howvec_c_prints]
+);
+tests_on!(
+    aarch64,
+    UserQemu::Aarch64,
+    [howvec_prints_what_howvec_c_prints]
+);
+tests_on!(
+    riscv64,
+    UserQemu::Riscv64,
+    [howvec_prints_what_howvec_c_prints]
+);

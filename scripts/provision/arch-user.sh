@@ -10,8 +10,11 @@
 BUILD_ARCH="$SRC_DIR/build-arch"
 REF_PLUGINS_ARCH="$BUILD_ARCH/tests/tcg/plugins"
 CONTRIB_PLUGINS_ARCH="$BUILD_ARCH/contrib/plugins"
+# QEMU's reference plugins, and its contrib plugins ($CONTRIB_PLUGINS, from
+# ../provision-qemu.sh), built from the tree of the QEMUs that load them.
 ARCH_USER_PLUGINS=(tests/tcg/plugins/libinsn.so tests/tcg/plugins/libbb.so tests/tcg/plugins/libmem.so
-                   tests/tcg/plugins/libsyscall.so contrib/plugins/libhotblocks.so)
+                   tests/tcg/plugins/libsyscall.so)
+for p in "${CONTRIB_PLUGINS[@]}"; do ARCH_USER_PLUGINS+=("contrib/plugins/lib$p.so"); done
 CC_AARCH64=/usr/bin/aarch64-linux-gnu-gcc
 CC_RISCV64=/usr/bin/riscv64-linux-gnu-gcc
 CROSS_PKGS=(gcc-aarch64-linux-gnu gcc-riscv64-linux-gnu libc6-dev-arm64-cross libc6-dev-riscv64-cross)

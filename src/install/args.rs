@@ -47,8 +47,11 @@ pub struct Args {
 }
 
 impl Args {
-    /// Parses `key=value` strings. A missing `=`, an empty key or a repeated key is an error
-    /// naming the argument.
+    /// Parses `key=value` strings. A missing `=` or an empty key is an error naming the
+    /// argument. A key may be given more than once (QEMU's own plugins take lists that
+    /// way, e.g. `ifilter=mov,ifilter=add`): [`Args::all`] returns every value,
+    /// `parsed` and the single-value accessors the last one, and [`Args::expect_only`]
+    /// refuses a repeated key unless [`Args::expect_lists`] declared it a list.
     pub fn parse<I, S>(raw: I) -> Result<Self>
     where
         I: IntoIterator<Item = S>,
@@ -63,11 +66,6 @@ impl Args {
             if key.is_empty() {
                 return Err(Error::MissingArgKey { argument });
             }
-            if args.parsed.contains_key(key) {
-                return Err(Error::from(Failure::DuplicateArgument {
-                    key: key.to_string(),
-                }));
-            }
             args.parsed
                 .insert(key.to_string(), Value::parse(key, value));
             args.raw.push(argument);
@@ -75,22 +73,51 @@ impl Args {
         Ok(args)
     }
 
-    /// Fails with [`Failure::UnknownArgument`] if any key is not in `known`.
+    /// Fails with [`Failure::UnknownArgument`] if any key is not in `known`, and with
+    /// [`Failure::DuplicateArgument`] if a key is given more than once.
     pub fn expect_only(&self, known: &[&str]) -> Result<()> {
-        for arg in &self.raw {
-            let key = arg.split_once('=').map_or(arg.as_str(), |(k, _)| k);
-            if !known.contains(&key) {
+        self.expect_lists(known, &[])
+    }
+
+    /// As [`Args::expect_only`], where the keys in `lists` may also be given any number of
+    /// times (read them with [`Args::all`]); `known` and `lists` together are every key
+    /// the plugin takes.
+    pub fn expect_lists(&self, known: &[&str], lists: &[&str]) -> Result<()> {
+        let keys = || {
+            self.raw
+                .iter()
+                .map(|arg| arg.split_once('=').map_or(arg.as_str(), |(k, _)| k))
+        };
+        for (i, key) in keys().enumerate() {
+            if !known.contains(&key) && !lists.contains(&key) {
+                let all: Vec<&str> = known.iter().chain(lists).copied().collect();
                 return Err(Error::from(Failure::UnknownArgument {
                     key: key.to_string(),
-                    known: if known.is_empty() {
+                    known: if all.is_empty() {
                         "none".into()
                     } else {
-                        known.join(", ")
+                        all.join(", ")
                     },
+                }));
+            }
+            if !lists.contains(&key) && keys().take(i).any(|k| k == key) {
+                return Err(Error::from(Failure::DuplicateArgument {
+                    key: key.to_string(),
                 }));
             }
         }
         Ok(())
+    }
+
+    /// Every value given for `key`, in command-line order (empty if absent).
+    pub fn all(&self, key: &str) -> Vec<&str> {
+        self.raw
+            .iter()
+            .filter_map(|argument| {
+                let (k, v) = argument.split_once('=')?;
+                (k == key).then_some(v)
+            })
+            .collect()
     }
 
     /// The value's original text, if the key was given (the last `key=...` of `raw`).
@@ -230,7 +257,11 @@ mod tests {
         assert!(e.contains("`inline`") && e.contains("no value"), "{e}");
         let e = Args::parse(["=x"]).unwrap_err().to_string();
         assert!(e.contains("`=x`") && e.contains("no key"), "{e}");
-        let e = Args::parse(["a=1", "a=2"]).unwrap_err().to_string();
+        let e = Args::parse(["a=1", "a=2"])
+            .unwrap()
+            .expect_only(&["a"])
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("`a`") && e.contains("more than once"), "{e}");
     }
 
@@ -279,10 +310,25 @@ mod tests {
         );
         let e = Args::parse(["="]).unwrap_err().to_string();
         assert!(e.contains("`=`") && e.contains("no key"), "{e}");
-        let e = Args::parse(["dir=/a", "every=2", "dir=/b"])
+        let a = Args::parse(["dir=/a", "every=2", "dir=/b"]).unwrap();
+        let e = a.expect_only(&["dir", "every"]).unwrap_err().to_string();
+        assert_eq!(e, "argument `dir` given more than once");
+        // A key declared a list may repeat; the others still may not.
+        a.expect_lists(&["every"], &["dir"]).unwrap();
+        assert_eq!(a.all("dir"), ["/a", "/b"]);
+        assert_eq!(a.text("dir"), Some("/b"));
+        assert!(a.all("absent").is_empty());
+        let e = Args::parse(["dir=/a", "every=2", "every=3"])
+            .unwrap()
+            .expect_lists(&["every"], &["dir"])
             .unwrap_err()
             .to_string();
-        assert_eq!(e, "argument `dir` given more than once");
+        assert_eq!(e, "argument `every` given more than once");
+        let e = a.expect_lists(&[], &["dir"]).unwrap_err().to_string();
+        assert!(
+            e.contains("unknown argument `every`") && e.contains("dir"),
+            "{e}"
+        );
         // Only the first `=` separates: the rest belongs to the value, which the typed
         // accessors then refuse.
         let a = Args::parse(["inline==on", "track=r=w"]).unwrap();

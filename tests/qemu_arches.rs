@@ -25,21 +25,6 @@ fn register_names(arch: Arch) -> [&'static str; 3] {
     }
 }
 
-/// The address of the global symbol `name` in the ELF file `program`, by binutils' `nm`.
-fn symbol_address(arch: Arch, program: &Path, name: &str) -> u64 {
-    let out = Command::new(arch.nm())
-        .arg(program)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {}: {e}", arch.nm().display()));
-    assert!(out.status.success(), "nm failed on {}", program.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some(name))
-        .unwrap_or_else(|| panic!("{name} not in {}'s symbols", program.display()));
-    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).expect("hex address")
-}
-
 /// A hex field `key=0x...` of a line.
 fn hex_field(line: &str, key: &str) -> u64 {
     let v = line

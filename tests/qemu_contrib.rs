@@ -25,6 +25,13 @@ fn section<'a>(log: &'a str, header: &str, n: usize) -> &'a str {
     &log[start..end]
 }
 
+/// The reports that the C plugin and the rewrite, loaded in that order, print at exit, each
+/// from `header` on: QEMU runs atexit callbacks last-registered first (plugins/core.c
+/// inserts each at the head of its list), so the rewrite's report comes first.
+fn at_exit<'a>(log: &'a str, header: &str) -> (&'a str, &'a str) {
+    (section(log, header, 1), section(log, header, 0))
+}
+
 /// `traps`: 4 guest threads each take 100 exceptions (`ud2`, skipped by a signal
 /// handler). Both plugins in one run print the same note and the same table.
 #[test]
@@ -46,7 +53,7 @@ fn traps_prints_what_traps_c_prints() {
         r.describe()
     );
     const HEADER: &str = "VCPU, interrupts, exceptions, hostcalls\n";
-    let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+    let (c, ours) = at_exit(&r.log, HEADER);
     eprintln!("traps.c:\n{c}ours:\n{ours}");
     assert_eq!(ours, c, "{}", r.describe());
     // The table itself is right: 400 exceptions in all, as the guest took.
@@ -209,7 +216,7 @@ fn hotpages_prints_what_hotpages_c_prints() {
                 args,
             );
             r.assert_success();
-            let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+            let (c, ours) = at_exit(&r.log, HEADER);
             let (rc, ro) = (hotpages_rows(c), hotpages_rows(ours));
             eprintln!(
                 "hotpages {sort:?} on {guest}: {} rows, first {:?}",
@@ -286,7 +293,7 @@ fn howvec_prints_what_howvec_c_prints(q: UserQemu) {
             &["40"],
         );
         r.assert_success();
-        let (c, ours) = (section(&r.log, HEADER, 0), section(&r.log, HEADER, 1));
+        let (c, ours) = at_exit(&r.log, HEADER);
         let ((c_classes, c_rows), (classes, rows)) = (howvec_parts(c), howvec_parts(ours));
         eprintln!(
             "howvec {args:?} on {:?}: {} class lines, {} opcode rows, first {:?}",
@@ -350,4 +357,95 @@ tests_on!(
     riscv64,
     UserQemu::Riscv64,
     [howvec_prints_what_howvec_c_prints]
+);
+
+/// The execlog records of a log (lines starting `N, 0x`), in order.
+fn execlog_records(log: &str) -> Vec<&str> {
+    log.lines()
+        .filter(|l| {
+            l.split_once(", 0x")
+                .is_some_and(|(cpu, _)| cpu.parse::<u32>().is_ok())
+        })
+        .collect()
+}
+
+/// `execlog`: both plugins in one run of a single-threaded guest, so each instruction's
+/// line comes from execlog.c and then from the rewrite: the records must come in equal
+/// pairs, byte for byte (including the last line each prints at exit, the rewrite's
+/// first there). Without filters,
+/// QEMU's `insn` plugin in the same run counts the instructions, and each plugin logs
+/// exactly that many; with `afilter=` at the guest's `main` (address from the ELF
+/// symbol table), one record each. Filters and register watching (`ifilter`, `reg`,
+/// `rdisas`) take each target's own mnemonics and register names.
+fn execlog_prints_what_execlog_c_prints(q: UserQemu) {
+    let program = guest_for(q.arch(), "compute");
+    let main = format!("afilter=0x{:x}", symbol_address(q.arch(), &program, "main"));
+    let (ifilter, reg) = match q.arch() {
+        Arch::X86_64 => ("ifilter=add", "reg=r?x"),
+        Arch::Aarch64 => ("ifilter=add", "reg=x1?"),
+        Arch::Riscv64 => ("ifilter=add", "reg=a?"),
+    };
+    let variants: [&[&str]; 4] = [&[], &[ifilter, reg], &[reg, "rdisas=on"], &[&main]];
+    for args in variants {
+        let mut plugins = vec![
+            Plugin::new(q.contrib_plugin("execlog"), args),
+            Plugin::new(example(q.api(), "execlog"), args),
+        ];
+        if args.is_empty() {
+            plugins.push(Plugin::new(q.ref_plugin("insn"), &[]));
+        }
+        let r = run_user_on(q, "contrib-execlog", &plugins, "compute", &["0"]);
+        r.assert_success();
+        let records = execlog_records(&r.log);
+        assert!(
+            records.len() % 2 == 0,
+            "{} records, not pairs\n{}",
+            records.len(),
+            r.describe()
+        );
+        for (i, pair) in records.chunks(2).enumerate() {
+            assert_eq!(
+                pair[0],
+                pair[1],
+                "record {i} differs (execlog.c first)\n{}",
+                r.describe()
+            );
+        }
+        let logged = records.len() / 2;
+        let with_regs = records.iter().filter(|l| l.contains(" -> 0x")).count() / 2;
+        eprintln!(
+            "execlog {args:?} on {:?}: {logged} records each, {with_regs} with register changes; first {:?}",
+            q.arch(),
+            records.first()
+        );
+        if args.is_empty() {
+            let insns = parse_insn(&r.log).total;
+            assert_eq!(
+                logged as u64,
+                insns,
+                "every instruction once\n{}",
+                r.describe()
+            );
+        } else if args == [main.as_str()] {
+            assert_eq!(logged, 1, "{records:?}");
+        } else {
+            assert!(logged > 100 && with_regs > 10, "{}", r.describe());
+        }
+    }
+}
+
+tests_on!(
+    x86_64_execlog,
+    UserQemu::V10_2,
+    [execlog_prints_what_execlog_c_prints]
+);
+tests_on!(
+    aarch64_execlog,
+    UserQemu::Aarch64,
+    [execlog_prints_what_execlog_c_prints]
+);
+tests_on!(
+    riscv64_execlog,
+    UserQemu::Riscv64,
+    [execlog_prints_what_execlog_c_prints]
 );

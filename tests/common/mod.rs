@@ -470,6 +470,21 @@ pub fn guest(name: &str) -> PathBuf {
     guest_for(Arch::X86_64, name)
 }
 
+/// The address of the global symbol `name` in the ELF file `program`, by binutils' `nm`.
+pub fn symbol_address(arch: Arch, program: &Path, name: &str) -> u64 {
+    let out = Command::new(arch.nm())
+        .arg(program)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", arch.nm().display()));
+    assert!(out.status.success(), "nm failed on {}", program.display());
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find(|l| l.split_whitespace().nth(2) == Some(name))
+        .unwrap_or_else(|| panic!("{name} not in {}'s symbols", program.display()));
+    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).expect("hex address")
+}
+
 /// [`guest`] for `arch`, with that architecture's cross compiler (x86_64 guests stay in
 /// `guests/`, others go to `guests/<arch>/`).
 pub fn guest_for(arch: Arch, name: &str) -> PathBuf {

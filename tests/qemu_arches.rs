@@ -10,8 +10,6 @@
 #[macro_use]
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 
 use common::*;
 

@@ -10,6 +10,7 @@
 #[macro_use]
 mod common;
 
+use std::path::Path;
 
 use common::*;
 

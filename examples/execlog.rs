@@ -67,6 +67,7 @@ struct Execlog {
     system: OnceLock<bool>,
 }
 
+#[cfg(since_api_2)]
 /// GLib's glob (`GPatternSpec`): `*` matches any run of characters, `?` any one.
 fn glob(pattern: &[char], text: &[char]) -> bool {
     match pattern.split_first() {
@@ -155,10 +156,25 @@ fn phys_addr(h: &qemu_plugin::HwAddr<'_>) -> u64 {
     h.hwaddr()
 }
 
-/// Plugin API 0 has no physical addresses: the virtual one is logged.
+/// Plugin API 0 has no physical addresses.
 #[cfg(not(since_api_1))]
 fn phys_addr(_: &qemu_plugin::HwAddr<'_>) -> u64 {
     0
+}
+
+/// The device an access went to (`RAM` for memory), or C's `(null)` when QEMU names none.
+#[cfg(since_api_1)]
+fn device_name(h: &qemu_plugin::HwAddr<'_>) -> String {
+    h.device_name()
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "(null)".into())
+}
+
+/// Plugin API 0 has no device names.
+#[cfg(not(since_api_1))]
+fn device_name(_: &qemu_plugin::HwAddr<'_>) -> String {
+    "(null)".into()
 }
 
 impl PerVcpu for Execlog {
@@ -276,9 +292,8 @@ impl PerVcpu for Execlog {
                         });
                         match access.info.hwaddr(access.vaddr).filter(|_| system) {
                             Some(h) => {
-                                let name = h.device_name().ok().flatten();
-                                let name = name.as_deref().unwrap_or("(null)");
-                                let _ = write!(line, ", 0x{:08x}, {name}", phys_addr(&h));
+                                let (addr, name) = (phys_addr(&h), device_name(&h));
+                                let _ = write!(line, ", 0x{addr:08x}, {name}");
                             }
                             None => {
                                 let _ = write!(line, ", 0x{:08x}", access.vaddr);

@@ -5,10 +5,12 @@
 //!
 //! ```text
 //! Instruction Classes:
-//! Class: Unclassified            	counted individually
+//! Class: Unclassified            <TAB>counted individually
 //! Individual Instructions:
-//! Instr: mov %eax, %edx          	(4000 hits)	(op=0x00c28948/Unclassified)
+//! Instr: mov %eax, %edx          <TAB>(4000 hits)<TAB>(op=0x00c28948/Unclassified)
 //! ```
+//!
+//! (`<TAB>` stands for a tab character.)
 //!
 //! Arguments, with the C plugin's spellings: `count=CLASS` counts that class opcode by
 //! opcode, `count=!CLASS` stops counting it (both may repeat; `CLASS` is the short name of

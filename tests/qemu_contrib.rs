@@ -398,7 +398,7 @@ fn execlog_prints_what_execlog_c_prints(q: UserQemu) {
         r.assert_success();
         let records = execlog_records(&r.log);
         assert!(
-            records.len() % 2 == 0,
+            records.len().is_multiple_of(2),
             "{} records, not pairs\n{}",
             records.len(),
             r.describe()

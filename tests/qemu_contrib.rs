@@ -449,3 +449,149 @@ tests_on!(
     UserQemu::Riscv64,
     [execlog_prints_what_execlog_c_prints]
 );
+
+/// One node of a cflow report: its `addr:` line, early exits, branches and destination
+/// lines (sorted when `sorted`).
+#[derive(Debug, PartialEq)]
+struct CflowNode {
+    header: String,
+    early: u64,
+    branches: u64,
+    dests: Vec<String>,
+}
+
+/// The node count line and the nodes of a cflow report.
+fn cflow_nodes(report: &str, sorted: bool) -> (&str, Vec<CflowNode>) {
+    let mut lines = report.lines();
+    let count = lines.next().expect("a count line");
+    let mut nodes: Vec<CflowNode> = Vec::new();
+    let number =
+        |l: &str, prefix: &str| -> u64 { l.trim().strip_prefix(prefix).unwrap().parse().unwrap() };
+    for l in lines {
+        if l.starts_with("  addr: ") {
+            nodes.push(CflowNode {
+                header: l.to_string(),
+                early: 0,
+                branches: 0,
+                dests: Vec::new(),
+            });
+            continue;
+        }
+        let node = nodes
+            .last_mut()
+            .unwrap_or_else(|| panic!("{l:?} before a node"));
+        if l.starts_with("    early exits ") {
+            node.early = number(l, "early exits ");
+        } else if l.starts_with("    branches ") {
+            node.branches = number(l, "branches ");
+        } else if l.starts_with("      to 0x") {
+            node.dests.push(l.to_string());
+        } else {
+            panic!("unexpected cflow line {l:?}");
+        }
+    }
+    if sorted {
+        for n in &mut nodes {
+            n.dests.sort();
+        }
+    }
+    (count, nodes)
+}
+
+/// `cflow`: both plugins in one run, for each `sort=`. The node count is equal; the nodes
+/// are in the same order of their sort key, and equal wherever the key is above the last
+/// one shown (cflow.c leaves equal keys in its hash table's order). Single-threaded, the
+/// destinations are in the same order too; with 4 guest threads, in any order (cflow.c
+/// lists them as any vCPU first saw them, the rewrite vCPU by vCPU). The early-exit lines
+/// on stderr come in equal pairs when single-threaded. (These linux-user guests take no
+/// fault in the middle of a block, so both plugins report no early exits: a trap ends its
+/// block, and what follows counts as a branch.)
+fn cflow_prints_what_cflow_c_prints(q: UserQemu) {
+    const HEADER: &str = "collected ";
+    let runs: [(&str, &[&str], &[&str]); 5] = [
+        ("compute", &["4"], &[]),
+        ("compute", &["4"], &["sort=early"]),
+        ("compute", &["4"], &["sort=exceptions"]),
+        ("threads", &["4", "20000"], &[]),
+        ("threads", &["4", "20000"], &["sort=exceptions"]),
+    ];
+    for (guest, args, sort) in runs {
+        let threaded = guest == "threads";
+        {
+            let r = run_user_on(
+                q,
+                "contrib-cflow",
+                &[
+                    Plugin::new(q.contrib_plugin("cflow"), sort),
+                    Plugin::new(example(q.api(), "cflow"), sort),
+                ],
+                guest,
+                args,
+            );
+            r.assert_success();
+            let (c, ours) = at_exit(&r.log, HEADER);
+            let ((c_count, c_nodes), (count, nodes)) =
+                (cflow_nodes(c, threaded), cflow_nodes(ours, threaded));
+            let key = |n: &CflowNode| match sort.first().copied() {
+                None => n.branches,
+                Some("sort=early") => n.early,
+                _ => n.dests.len() as u64,
+            };
+            eprintln!(
+                "cflow {sort:?} on {:?} {guest}: {count:?}, {} nodes shown, first {:?}",
+                q.arch(),
+                nodes.len(),
+                nodes.first()
+            );
+            assert_eq!(count, c_count, "{}", r.describe());
+            assert_eq!(nodes.len(), 10, "{ours}");
+            let keys = |v: &[CflowNode]| v.iter().map(key).collect::<Vec<_>>();
+            assert_eq!(keys(&nodes), keys(&c_nodes), "keys in order\n{c}\n{ours}");
+            let last = key(nodes.last().unwrap());
+            let above = |v: &[CflowNode]| {
+                let mut a: Vec<String> = v
+                    .iter()
+                    .filter(|n| key(n) > last)
+                    .map(|n| format!("{n:?}"))
+                    .collect();
+                a.sort();
+                a
+            };
+            assert_eq!(
+                above(&nodes),
+                above(&c_nodes),
+                "nodes above the cutoff\n{c}\n{ours}"
+            );
+            if sort.is_empty() {
+                assert!(nodes[0].branches > 1000, "{ours}");
+            }
+            if !threaded {
+                let early: Vec<&str> = r
+                    .stderr
+                    .lines()
+                    .filter(|l| l.starts_with("vcpu_tb_branched_exec: "))
+                    .collect();
+                assert!(early.len().is_multiple_of(2), "{early:?}");
+                for pair in early.chunks(2) {
+                    assert_eq!(pair[0], pair[1], "{early:?}");
+                }
+            }
+        }
+    }
+}
+
+tests_on!(
+    x86_64_cflow,
+    UserQemu::V10_2,
+    [cflow_prints_what_cflow_c_prints]
+);
+tests_on!(
+    aarch64_cflow,
+    UserQemu::Aarch64,
+    [cflow_prints_what_cflow_c_prints]
+);
+tests_on!(
+    riscv64_cflow,
+    UserQemu::Riscv64,
+    [cflow_prints_what_cflow_c_prints]
+);

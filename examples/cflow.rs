@@ -64,6 +64,7 @@ struct Branches {
 /// The per-vCPU words cflow.c keeps in its scoreboard (`tb_pc` is not needed: each
 /// callback knows its block's address).
 #[derive(Clone, Copy)]
+#[cfg_attr(not(since_api_3), allow(dead_code))] // read only by `watch_block`
 struct Words {
     end_block: InlineCounter,
     pc_after_block: InlineCounter,

@@ -624,6 +624,14 @@ impl MockHost {
     }
 }
 
+/// What libc's `exit()` does when plugin code calls it from inside a callback (as QEMU's
+/// `contrib/plugins/stoptrigger.c` does): QEMU's atexit handler runs every plugin's atexit
+/// callback on the calling thread, without stopping the other vCPUs. Unlike `exit()` this
+/// returns, so that a test can look at what was reported; start no further runs after it.
+pub fn exit_from_callback() {
+    call_atexit();
+}
+
 fn call_atexit() {
     for (id, f) in registry::collect(|id, c| c.atexit.map(|f| (id, f))) {
         // SAFETY:

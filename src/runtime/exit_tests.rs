@@ -223,3 +223,111 @@ fn hole8_exit_waits_on_one_deadline_for_all_stuck_vcpus() {
         host.output()
     );
 }
+
+/// Every total `Quitter::on_exit` received.
+static QUIT_REPORTS: Mutex<Vec<Vec<(VCPUIndex, u64)>>> = Mutex::new(Vec::new());
+/// What `leave_for_exit` answered: inside the exiting callback, then in a merge.
+static QUIT_ANSWERS: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn answer_text(answer: Result<()>) -> String {
+    match answer {
+        Ok(()) => "Ok(())".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
+/// Counts events per vCPU; vCPU `who`'s `at`-th event ends QEMU from inside its exec
+/// closure, as `Vcpu::exit_qemu` does (the mock's `exit_from_callback` standing in for
+/// `exit()`, which would end the test).
+struct Quitter {
+    who: VCPUIndex,
+    at: u64,
+}
+
+impl PerVcpu for Quitter {
+    type Config = ();
+    type Shard = u64;
+    type Total = Vec<(VCPUIndex, u64)>;
+
+    fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
+        Ok((Quitter { who: 2, at: 4 }, ()))
+    }
+    fn new_shard(&self, _vcpu: VCPUIndex) -> Result<u64> {
+        Ok(0)
+    }
+    fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
+        let (who, at) = (self.who, self.at);
+        tb.on_exec(move |cpu: &mut Vcpu<Self>| {
+            **cpu += 1;
+            if cpu.index() == who && **cpu == at {
+                let answer = cpu.leave_for_exit();
+                QUIT_ANSWERS.lock().unwrap().push(answer_text(answer));
+                qemu_plugin_mock::exit_from_callback();
+            }
+        });
+        Ok(())
+    }
+    fn merge(&self, total: &mut Vec<(VCPUIndex, u64)>, cpu: Vcpu<Self>) -> Result<()> {
+        total.push((cpu.index(), *cpu));
+        // A `Vcpu` out of its slot cannot end QEMU.
+        let mut cpu = cpu;
+        let answer = cpu.leave_for_exit();
+        QUIT_ANSWERS.lock().unwrap().push(answer_text(answer));
+        Ok(())
+    }
+    fn on_exit(&self, total: Vec<(VCPUIndex, u64)>) -> Result<()> {
+        QUIT_REPORTS.lock().unwrap().push(total);
+        Ok(())
+    }
+}
+
+/// `Vcpu::exit_qemu` (QEMU's stoptrigger plugin calls `exit()` from an exec callback):
+/// QEMU's exit then runs on the exiting vCPU's thread *inside* its callback, whose slot
+/// is entered. The exit must neither wait for that callback (it never returns: the wait
+/// would time out and leave the shard out) nor touch its shard, and the total must hold
+/// what the vCPU counted up to and including the exiting event, once. The other vCPUs
+/// keep executing meanwhile (system mode, no pause), and are merged as at any exit.
+#[test]
+fn exit_from_inside_a_callback_merges_the_exiting_vcpu_without_waiting_for_it() {
+    QUIT_REPORTS.lock().unwrap().clear();
+    QUIT_ANSWERS.lock().unwrap().clear();
+    let mut host = MockHost::system(4);
+    crate::install::set_installer("quitter", runtime::install::<Quitter>);
+    assert_eq!(
+        host.install(crate::install::qemu_plugin_install, &[]),
+        0,
+        "{}",
+        host.output()
+    );
+    assert_eq!(host.boot(), [0, 1, 2, 3]);
+    host.run(&workload());
+    let out = host.output();
+    assert!(!out.contains("stayed inside a callback"), "{out}");
+    let reports = QUIT_REPORTS.lock().unwrap().clone();
+    assert_eq!(reports.len(), 1, "one report: {reports:?}\n{out}");
+    let mut total = reports[0].clone();
+    total.sort();
+    let indexes: Vec<VCPUIndex> = total.iter().map(|t| t.0).collect();
+    assert_eq!(indexes, [0, 1, 2, 3], "each vCPU merged once: {total:?}");
+    assert_eq!(
+        total[2],
+        (2, 4),
+        "the exiting vCPU's count, exit event included"
+    );
+    assert!(total.iter().all(|t| t.1 <= 10), "{total:?}");
+    let answers = QUIT_ANSWERS.lock().unwrap().clone();
+    assert_eq!(
+        answers.iter().filter(|a| *a == "Ok(())").count(),
+        1,
+        "{answers:?}"
+    );
+    // The exit (whose own merge answers first), and the 4 merges.
+    assert_eq!(answers.len(), 5, "{answers:?}");
+    assert_eq!(answers[1], "Ok(())", "{answers:?}");
+    for refused in answers.iter().filter(|a| *a != "Ok(())") {
+        assert!(
+            refused.contains("Vcpu::exit_qemu") && refused.contains("vCPU thread"),
+            "{refused}"
+        );
+    }
+}

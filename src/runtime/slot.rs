@@ -28,6 +28,10 @@ use crate::annotate;
 const CLOSED: u8 = 1;
 /// `state` bit: the slot holds no shard (set and cleared by the owner, inside `enter`).
 const EMPTY: u8 = 2;
+/// `state` bit: the owner merged its shard and is ending the process from inside a
+/// callback ([`Slot::abandon`]); set by the owner, never cleared but in a forked child.
+/// Entries back off, and the exit neither waits for the owner nor touches the cell.
+const ABANDONED: u8 = 4;
 
 pub(crate) struct Slot<P: PerVcpu> {
     busy: AtomicBool,
@@ -95,11 +99,26 @@ impl<P: PerVcpu> Slot<P> {
         self.annotate_flags();
         self.busy.store(true, Ordering::Relaxed);
         barrier::light();
-        if self.state.load(Ordering::Relaxed) & CLOSED != 0 {
+        if self.state.load(Ordering::Relaxed) & (CLOSED | ABANDONED) != 0 {
             self.busy.store(false, Ordering::Release);
             return None;
         }
         Some(Entered(self))
+    }
+
+    /// Gives the slot up for good, while entered, once the owner has merged what its
+    /// shard held ([`Vcpu::exit_qemu`]): later entries back off, and QEMU's exit, which
+    /// the owner is about to run from inside this callback, neither waits for it nor
+    /// touches the cell (whose `Vcpu` the callback still borrows).
+    ///
+    /// # Safety
+    /// Called by the owner, inside a callback of this slot's vCPU that entered it.
+    pub(crate) unsafe fn abandon(&self) {
+        self.annotate_flags();
+        self.state.fetch_or(ABANDONED, Ordering::Relaxed);
+        // The merge and the flag happen before an exit that sees the owner not busy.
+        annotate::happens_before(&self.busy);
+        self.busy.store(false, Ordering::Release);
     }
 
     /// The shard, while entered.
@@ -128,6 +147,8 @@ impl<P: PerVcpu> Slot<P> {
     ) -> &'a mut Vcpu<P> {
         // SAFETY: as in `shard`.
         let cell = unsafe { &mut *self.vcpu.get() };
+        let mut vcpu = vcpu;
+        vcpu.set_in_slot(true);
         let vcpu = cell.insert(vcpu);
         self.state.fetch_and(!EMPTY, Ordering::Relaxed);
         vcpu
@@ -140,7 +161,11 @@ impl<P: PerVcpu> Slot<P> {
     pub(crate) unsafe fn take(&self, _proof: &Entered<'_, P>) -> Option<Vcpu<P>> {
         self.state.fetch_or(EMPTY, Ordering::Relaxed);
         // SAFETY: as in `shard`.
-        unsafe { &mut *self.vcpu.get() }.take()
+        let mut taken = unsafe { &mut *self.vcpu.get() }.take();
+        if let Some(v) = &mut taken {
+            v.set_in_slot(false);
+        }
+        taken
     }
 
     /// Tells the race detectors that the two flags are atomics (a no-op unless built with
@@ -188,10 +213,18 @@ impl<P: PerVcpu> Slot<P> {
             std::thread::yield_now();
         }
         annotate::happens_after(&self.busy);
+        if self.state.load(Ordering::Relaxed) & ABANDONED != 0 {
+            // Merged already; its callback may still hold a reference into the cell.
+            return Ok(None);
+        }
         self.state.fetch_or(EMPTY, Ordering::Relaxed);
         // SAFETY: the slot is closed and its owner is not busy; by the barrier protocol
         // (barrier.rs) any later entry sees CLOSED and backs off, so no callback of the
         // owner holds or will take a reference from the cell.
-        Ok(unsafe { &mut *self.vcpu.get() }.take())
+        let mut taken = unsafe { &mut *self.vcpu.get() }.take();
+        if let Some(v) = &mut taken {
+            v.set_in_slot(false);
+        }
+        Ok(taken)
     }
 }

@@ -595,3 +595,73 @@ tests_on!(
     UserQemu::Riscv64,
     [cflow_prints_what_cflow_c_prints]
 );
+
+/// `stoptrigger`: each plugin ends the guest (one per run, since the first to trigger
+/// ends QEMU), with QEMU's `insn` plugin in the same run. Both runs end with the exit
+/// status asked for and the same log byte for byte: the trigger's line, then insn.c's
+/// counts, printed by QEMU's atexit after the `exit()`. With `icount=N`, insn.c counts
+/// N + 1 instructions (the one that triggers included); with `addr=` at the guest's
+/// `main` (from the ELF symbol table), the line names that address.
+fn stoptrigger_stops_where_stoptrigger_c_stops(q: UserQemu) {
+    let program = guest_for(q.arch(), "compute");
+    let main = symbol_address(q.arch(), &program, "main");
+    let at_main = format!("addr=0x{main:x}:3");
+    let both = format!("addr=0x{main:x}:5");
+    let cases: [(&[&str], i32); 4] = [
+        (&["icount=100000:7"], 7),
+        (&[&at_main], 3),
+        (&["icount=0x186a0"], 0),
+        // `main` comes long before the 100,000th instruction.
+        (&["icount=100000:7", &both], 5),
+    ];
+    for (args, code) in cases {
+        let runs: Vec<Run> = [
+            q.contrib_plugin("stoptrigger"),
+            example(q.api(), "stoptrigger"),
+        ]
+        .into_iter()
+        .map(|p| {
+            run_user_on(
+                q,
+                "contrib-stoptrigger",
+                &[Plugin::new(p, args), Plugin::new(q.ref_plugin("insn"), &[])],
+                "compute",
+                &["4"],
+            )
+        })
+        .collect();
+        let (c, ours) = (&runs[0], &runs[1]);
+        eprintln!("stoptrigger {args:?} on {:?}: {:?}", q.arch(), ours.log);
+        assert_eq!(c.status.code(), Some(code), "{}", c.describe());
+        assert_eq!(ours.status.code(), Some(code), "{}", ours.describe());
+        assert_eq!(ours.log, c.log, "{}", ours.describe());
+        let total = parse_insn(&ours.log).total;
+        if code == 5 || code == 3 {
+            assert!(
+                ours.log
+                    .starts_with(&format!("0x{main:x} reached, exiting\n")),
+                "{}",
+                ours.log
+            );
+        } else {
+            assert!(ours.log.starts_with("icount reached at 0x"), "{}", ours.log);
+            assert_eq!(total, 100_001, "{}", ours.log);
+        }
+    }
+}
+
+tests_on!(
+    x86_64_stoptrigger,
+    UserQemu::V10_2,
+    [stoptrigger_stops_where_stoptrigger_c_stops]
+);
+tests_on!(
+    aarch64_stoptrigger,
+    UserQemu::Aarch64,
+    [stoptrigger_stops_where_stoptrigger_c_stops]
+);
+tests_on!(
+    riscv64_stoptrigger,
+    UserQemu::Riscv64,
+    [stoptrigger_stops_where_stoptrigger_c_stops]
+);

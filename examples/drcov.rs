@@ -108,7 +108,9 @@ impl PerVcpu for Drcov {
             }
             .into());
         }
-        // drcov.c takes `filename=` and ignores anything else.
+        // drcov.c takes `filename=` and ignores anything else; anything else is refused
+        // here, as a mistake.
+        args.expect_only(&["filename"])?;
         let path = PathBuf::from(args.text("filename").unwrap_or("file.drcov.trace"));
         let file = File::create(&path).map_err(|e| Failure::InvalidArgument {
             key: "filename".into(),

@@ -37,8 +37,8 @@ impl PerVcpu for Traps {
     const DISCONTINUITIES: DisconTypes = DisconTypes::ALL;
 
     fn new(args: &Args, info: &Info) -> Result<(Self, ())> {
-        // traps.c ignores its arguments.
-        let _ = args;
+        // traps.c ignores its arguments; an argument given here is a mistake, refused.
+        args.expect_only(&[])?;
         if info.is_user_mode() {
             qemu_plugin_outs("Note: interrupts are only reported in system emulation mode.")?;
         }

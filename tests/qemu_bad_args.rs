@@ -195,6 +195,92 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
         case("icount_mutex", &["verbose"], &["`verbose`", "unknown"]),
         // ------------------------------------------------ panicky: at
         case("panicky", &["bogus=1"], &["`bogus`", "unknown"]),
+        // ------------------------------------------------ regs: at, names
+        case("regs", &["names=rip"], &["`at`", "missing"]),
+        case(
+            "regs",
+            &["at=401000", "names=rip"],
+            &["`at`", "`401000`", "0x"],
+        ),
+        case("regs", &["at=0x401000"], &["`names`", "missing"]),
+        // ---------------------------------- QEMU's contrib plugins, rewritten (C spellings)
+        case("traps", &["x=1"], &["`x`", "unknown", "none"]),
+        // drcov.c and traps.c ignore arguments they do not know; the rewrites refuse them.
+        case("drcov", &["out=x"], &["`out`", "unknown", "filename"]),
+        case("drcov", &["filename="], &["`filename`", "can be created"]),
+        case(
+            "drcov",
+            &[&format!("filename={missing}")],
+            &["`filename`", missing, "can be created"],
+        ),
+        case(
+            "hotpages",
+            &["sortby=x"],
+            &["`sortby`", "`x`", "reads, writes or address"],
+        ),
+        case(
+            "hotpages",
+            &["pagesize=3"],
+            &["`pagesize`", "`3`", "power of two"],
+        ),
+        case("hotpages", &["io=maybe"], &["`io`", "`maybe`"]),
+        case(
+            "howvec",
+            &["count=nosuch"],
+            &["`count`", "`nosuch`", "unclas"],
+        ),
+        case(
+            "howvec",
+            &["inline=maybe"],
+            &["`inline`", "`maybe`", "on/off"],
+        ),
+        case(
+            "howvec",
+            &["verbose=on", "verbose=off"],
+            &["`verbose`", "more than once"],
+        ),
+        case(
+            "execlog",
+            &["afilter=zz"],
+            &["`afilter`", "`zz`", "hexadecimal"],
+        ),
+        case("execlog", &["rdisas=maybe"], &["`rdisas`", "`maybe`"]),
+        case(
+            "execlog",
+            &["filter=mov"],
+            &["`filter`", "unknown", "ifilter"],
+        ),
+        case(
+            "cflow",
+            &["sort=x"],
+            &["`sort`", "`x`", "hottest, early or exceptions"],
+        ),
+        case(
+            "stoptrigger",
+            &["bogus=1"],
+            &["`bogus`", "unknown", "icount, addr"],
+        ),
+        case("stoptrigger", &["addr="], &["`addr`", "an address"]),
+        case(
+            "stoptrigger",
+            &["icount=0"],
+            &["`icount`", "`0`", "positive"],
+        ),
+        case(
+            "stoptrigger",
+            &["icount=-5"],
+            &["`icount`", "`-5`", "positive"],
+        ),
+        case(
+            "stoptrigger",
+            &["icount=10:abc"],
+            &["`icount`", "`10:abc`", "EXIT_CODE"],
+        ),
+        case(
+            "stoptrigger",
+            &["addr=zz"],
+            &["`addr`", "`zz`", "an address"],
+        ),
     ];
 
     // Every boolean: a word that is not one, an integer, and an empty value.

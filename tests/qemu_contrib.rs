@@ -665,3 +665,123 @@ tests_on!(
     UserQemu::Riscv64,
     [stoptrigger_stops_where_stoptrigger_c_stops]
 );
+
+/// A cache report split into its stats table and its lists of (misses, row).
+fn cache_parts(report: &str) -> (&str, Vec<Vec<(u64, &str)>>) {
+    let (stats, lists) = report
+        .split_once("\n\n")
+        .unwrap_or_else(|| panic!("no stats table in {report:?}"));
+    let lists = lists
+        .split("\n\n")
+        .map(|list| {
+            list.lines()
+                .skip(1)
+                .map(|l| {
+                    let misses = l
+                        .split(", ")
+                        .nth(1)
+                        .and_then(|m| m.parse().ok())
+                        .unwrap_or_else(|| panic!("bad cache row {l:?}"));
+                    (misses, l)
+                })
+                .collect()
+        })
+        .collect();
+    (stats, lists)
+}
+
+/// `cache`: both plugins in one run. The per-core table (accesses, misses, rates) is
+/// equal byte for byte. Each list of instructions by misses has the same counts in the
+/// same order, and the same rows wherever the count is above the last one shown
+/// (cache.c leaves ties in its hash table's order). Variants: the defaults, FIFO with an
+/// L2, a small 4-way L1 with a small L2, and 4 guest threads with a core per vCPU
+/// (`cores=8`: with vCPUs sharing a core, the order in which two threads reach it is the
+/// scheduler's, and differs between two plugins' callbacks).
+fn cache_prints_what_cache_c_prints(q: UserQemu) {
+    const HEADER: &str = "core #, data accesses";
+    let runs: [(&str, &[&str], &[&str]); 4] = [
+        ("compute", &["4"], &["limit=12"]),
+        ("compute", &["4"], &["evict=fifo", "l2=on"]),
+        (
+            "compute",
+            &["4"],
+            &[
+                "dcachesize=4096",
+                "dassoc=4",
+                "icachesize=2048",
+                "l2cachesize=65536",
+                "l2assoc=4",
+            ],
+        ),
+        ("threads", &["4", "20000"], &["cores=8"]),
+    ];
+    for (guest, guest_args, args) in runs {
+        let r = run_user_on(
+            q,
+            "contrib-cache",
+            &[
+                Plugin::new(q.contrib_plugin("cache"), args),
+                Plugin::new(example(q.api(), "cache"), args),
+            ],
+            guest,
+            guest_args,
+        );
+        r.assert_success();
+        let (c, ours) = at_exit(&r.log, HEADER);
+        let ((c_stats, c_lists), (stats, lists)) = (cache_parts(c), cache_parts(ours));
+        eprintln!("cache {args:?} on {:?} {guest}:\n{stats}", q.arch());
+        assert_eq!(stats, c_stats, "{}", r.describe());
+        assert_eq!(lists.len(), c_lists.len());
+        for (list, c_list) in lists.iter().zip(&c_lists) {
+            let counts = |l: &[(u64, &str)]| l.iter().map(|r| r.0).collect::<Vec<_>>();
+            assert_eq!(counts(list), counts(c_list), "misses in order\n{c}\n{ours}");
+            let last = list.last().map_or(0, |r| r.0);
+            let above = |l: &[(u64, &str)]| {
+                let mut v: Vec<String> = l
+                    .iter()
+                    .filter(|r| r.0 > last)
+                    .map(|r| r.1.to_string())
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(
+                above(list),
+                above(c_list),
+                "rows above the cutoff\n{c}\n{ours}"
+            );
+        }
+        // The table counts something: some core's accesses, and some misses.
+        let busiest: Vec<u64> = stats
+            .lines()
+            .skip(1)
+            .map(|row| {
+                row.split_whitespace()
+                    .skip(1)
+                    .filter_map(|f| f.parse().ok())
+                    .collect::<Vec<u64>>()
+            })
+            .max_by_key(|f| f[0])
+            .unwrap();
+        assert!(busiest[0] > 10_000 && busiest[1] > 0, "{stats}");
+        if guest == "threads" {
+            assert!(stats.contains("\nsum "), "{stats}");
+        }
+    }
+}
+
+tests_on!(
+    x86_64_cache,
+    UserQemu::V10_2,
+    [cache_prints_what_cache_c_prints]
+);
+tests_on!(
+    aarch64_cache,
+    UserQemu::Aarch64,
+    [cache_prints_what_cache_c_prints]
+);
+tests_on!(
+    riscv64_cache,
+    UserQemu::Riscv64,
+    [cache_prints_what_cache_c_prints]
+);

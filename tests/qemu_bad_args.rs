@@ -256,6 +256,38 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
             &["`sort`", "`x`", "hottest, early or exceptions"],
         ),
         case(
+            "cache",
+            &["dcachesize=1000"],
+            &["`dcachesize`", "divisible by block size"],
+        ),
+        case(
+            "cache",
+            &["l2assoc=3"],
+            &["`l2cachesize`", "divisible by set size"],
+        ),
+        case(
+            "cache",
+            &["dblksize=abc"],
+            &["`dblksize`", "`abc`", "whole number"],
+        ),
+        case(
+            "cache",
+            &["evict=mru"],
+            &["`evict`", "`mru`", "lru, fifo, rand"],
+        ),
+        case("cache", &["cores=0"], &["`cores`", "`0`", "1 to 4096"]),
+        case("bbv", &["interval=100"], &["`outfile`", "missing"]),
+        case(
+            "bbv",
+            &["outfile=/tmp/x", "interval=0"],
+            &["`interval`", "`0`"],
+        ),
+        case(
+            "bbv",
+            &[&format!("outfile={missing}/p")],
+            &["`outfile`", "can be created"],
+        ),
+        case(
             "stoptrigger",
             &["bogus=1"],
             &["`bogus`", "unknown", "icount, addr"],

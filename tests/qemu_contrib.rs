@@ -785,3 +785,115 @@ tests_on!(
     UserQemu::Riscv64,
     [cache_prints_what_cache_c_prints]
 );
+
+/// A bbv file: per line, its `:block:count` entries as a sorted list (bbv.c writes them
+/// in its hash table's order, which SimPoint does not care about).
+fn read_bbv(path: &std::path::Path) -> Vec<Vec<(u64, u64)>> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    text.lines()
+        .map(|line| {
+            let body = line
+                .strip_prefix('T')
+                .unwrap_or_else(|| panic!("{line:?} does not start with T"));
+            let mut v: Vec<(u64, u64)> = body
+                .split_whitespace()
+                .map(|e| {
+                    let mut f = e
+                        .strip_prefix(':')
+                        .unwrap_or_else(|| panic!("entry {e:?} of {line:?}"))
+                        .split(':');
+                    let block = f.next().unwrap().parse().unwrap();
+                    let n = f.next().unwrap().parse().unwrap();
+                    assert!(f.next().is_none(), "entry {e:?}");
+                    (block, n)
+                })
+                .collect();
+            v.sort();
+            v
+        })
+        .collect()
+}
+
+/// `bbv`: both plugins in one run, each writing its per-vCPU files (SimPoint's format:
+/// `T` then `:block:count ` per block). The same files, the same intervals, and in each
+/// interval the same blocks with the same counts (bbv.c writes them in its hash table's
+/// order, so each line is compared as a set). The k-th line comes after at least k
+/// intervals of instructions. Single-threaded, and 4 threads that overlap, so no vCPU index is reused
+/// (on reuse, bbv.c's file is rewritten over itself; see examples/bbv.rs).
+fn bbv_writes_what_bbv_c_writes(q: UserQemu) {
+    const INTERVAL: u64 = 100_000;
+    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "300000"][..])] {
+        let dir = run_dir(&format!("contrib-bbv-{guest}"));
+        let prefix = |who: &str| dir.join(who).display().to_string();
+        let interval = format!("interval={INTERVAL}");
+        let r = run_user_on(
+            q,
+            &format!("contrib-bbv-{guest}"),
+            &[
+                Plugin::new(
+                    q.contrib_plugin("bbv"),
+                    &[&format!("outfile={}", prefix("c")), &interval],
+                ),
+                Plugin::new(
+                    example(q.api(), "bbv"),
+                    &[&format!("outfile={}", prefix("ours")), &interval],
+                ),
+            ],
+            guest,
+            args,
+        );
+        r.assert_success();
+        let mut files: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        files.sort();
+        let c_files: Vec<&String> = files.iter().filter(|f| f.starts_with("c.")).collect();
+        let our_files: Vec<&String> = files.iter().filter(|f| f.starts_with("ours.")).collect();
+        assert_eq!(
+            c_files.iter().map(|f| &f[2..]).collect::<Vec<_>>(),
+            our_files.iter().map(|f| &f[5..]).collect::<Vec<_>>(),
+            "one file per vCPU"
+        );
+        let threads = if guest == "threads" { 5 } else { 1 };
+        assert_eq!(
+            our_files.len(),
+            threads,
+            "one file per guest thread: a vCPU index was reused, which this test avoids"
+        );
+        let mut lines = 0;
+        for (c, ours) in c_files.iter().zip(&our_files) {
+            let (c, ours) = (read_bbv(&dir.join(c)), read_bbv(&dir.join(ours)));
+            lines += ours.len();
+            assert_eq!(ours, c, "{}", r.describe());
+            // The k-th line comes once the vCPU has run k intervals (a line's own sum
+            // can be less: the overshoot past an interval counts towards the next).
+            let mut cumulative = 0;
+            for (k, line) in ours.iter().enumerate() {
+                cumulative += line.iter().map(|e| e.1).sum::<u64>();
+                assert!(
+                    cumulative >= (k as u64 + 1) * INTERVAL,
+                    "line {k}: {line:?}"
+                );
+            }
+        }
+        eprintln!(
+            "bbv on {:?} {guest}: {} files, {lines} intervals",
+            q.arch(),
+            our_files.len()
+        );
+        assert!(lines >= 10, "a 100,000-instruction interval gives lines");
+    }
+}
+
+tests_on!(x86_64_bbv, UserQemu::V10_2, [bbv_writes_what_bbv_c_writes]);
+tests_on!(
+    aarch64_bbv,
+    UserQemu::Aarch64,
+    [bbv_writes_what_bbv_c_writes]
+);
+tests_on!(
+    riscv64_bbv,
+    UserQemu::Riscv64,
+    [bbv_writes_what_bbv_c_writes]
+);

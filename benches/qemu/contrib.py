@@ -1,0 +1,538 @@
+#!/usr/bin/env python3
+"""Real-QEMU benchmark of this crate's rewrites of QEMU's contrib plugins against the C originals.
+
+For each plugin of the table below, times three configurations, interleaved round-robin
+(benches/qemu/run.py's `interleave`) so that drift and other work on the machine cancel:
+
+  none  no plugin
+  c     QEMU's contrib/plugins/<name>.c (user mode: $QEMU_CONTRIB_PLUGINS/lib<name>.so,
+        built for API 5; system mode: the same source rebuilt for API 4 through
+        benches/qemu/contrib_v4.c)
+  rs    this crate's example of the same name (target/api-v5 or target/api-v4)
+
+given the same arguments (QEMU's spellings), and reports the median wall times and
+rs/c. Targets: rs/c <= 1.05 at 1 thread; at 2 threads rs/c < 1 where the C plugin's hot
+path writes state that other vCPUs write too (a lock, a shared table, adjacent
+scoreboard entries), else <= 1.05.
+
+  User mode    qemu-x86_64 10.2 (plugin API 5), guest benches/qemu/walk.c with 1 and 2
+               worker threads; one interleaved group per (plugin, threads).
+  System mode  qemu-system-x86_64 10.0 (plugin API 4), -smp 1 and -smp 2, MTTCG, booting
+               the provisioned Linux guest (its init loops on every CPU and powers off);
+               one interleaved group per -smp with every qualifying plugin's c and rs and
+               one shared `none`. A plugin qualifies if its C source builds for API 4 and
+               neither side imports a qemu_plugin_* symbol that qemu-system-x86_64 10.0
+               lacks (`nm -D`); the others are listed with the reason.
+
+Sanity: every run must exit 0 (system mode: the guest's init must report its work done,
+i.e. it powered off rather than panicked); every run's output must hold the plugin's
+report headers; in user mode, whose guest is deterministic, C and Rust must agree on one
+number per plugin (within 0.1%: the main thread's few instructions vary). A system-mode
+boot that aborts on QEMU 10.0's own `iotlb_to_section` assertion (a race in
+qemu_plugin_get_hwaddr's MMIO lookup against memory-map updates, see tests/common) is
+run again, at most 4 times, and every such retry is reported.
+
+Output: a table on stdout, target/qemu-bench/contrib.json (every time, check value,
+retry), docs/performance-contrib.svg. Logs, traces and consoles of the last run of each
+configuration stay in target/qemu-bench/contrib/. Progress goes to stderr.
+Exit status: 0 ok; 1 a run failed or outputs are missing or disagree; 2 a setup failure.
+
+Usage: python3 benches/qemu/contrib.py [--reps N] [--system-reps N] [--plugins a,b]
+       [--no-system] [--no-user] [--no-build] [--scale F] [--warmup N]
+Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
+"""
+
+# The plugins, one row each. A new contrib rewrite needs one row here (and, optionally,
+# one in OUTPUT below).
+#   name   the example's name and the C file's (contrib/plugins/<name>.c)
+#   args   given to both sides, comma-separated, QEMU's spellings; `{trace}` becomes a
+#          per-run file under target/qemu-bench/contrib/
+#   modes  "user" and/or "system" (system mode also needs the API-4 symbol check)
+#   turns  walk.c loop turns per guest thread in user mode (picked so that the slowest
+#          configuration takes no more than ~15 s on 2 CPUs)
+#   shared whether the C plugin's hot path writes state other vCPUs write too
+#          (sets the 2-thread target: rs/c < 1 if so, <= 1.05 if not)
+#   note   what the hot path does
+PLUGINS = [
+    # name        args                modes            turns        shared  note
+    ("hotblocks", "",                 "user system",   80_000_000,  True,
+     "exec callback per block; C adds to a scoreboard (8-byte entries, adjacent vCPUs share "
+     "a cache line) and takes a global mutex at translation. No arguments: the example takes "
+     "none (hotblocks.c's inline=on is not timed)"),
+    ("hotpages",  "",                 "user system",   40_000_000,  True,
+     "memory callback per access (hwaddr lookup, page count); C: one global mutex around one "
+     "hash table"),
+    ("howvec",    "",                 "user system",   30_000_000,  True,
+     "exec callback per instruction; on x86 every opcode has its own counter (C: a "
+     "scoreboard per opcode, 8-byte entries)"),
+    ("execlog",   "ifilter=bswap",    "user system",   80_000_000,  True,
+     "logs walk.c's bswap marker (1 in 256 loop turns; in system mode the kernel's bswaps); "
+     "every instruction is disassembled at translation; C takes a rwlock (read) per logged "
+     "instruction"),
+    ("cflow",     "",                 "user system",   30_000_000,  True,
+     "inline stores per instruction, conditional callback on every non-fall-through block; "
+     "C: global mutex + hash lookup + per-node mutex per branch"),
+    ("drcov",     "filename={trace}", "user system",   60_000_000,  True,
+     "exec callback per block; C takes one global mutex per block execution"),
+    ("traps",     "",                 "user system",   100_000_000, False,
+     "discontinuity callbacks (API 5); x86 user mode has none (syscalls are not "
+     "exceptions there), so this times loading and exit"),
+]
+
+# What each plugin's output must hold (regexes, in both C's and Rust's, every run) and,
+# in user mode, what they must agree on: a regex whose first match's group 1 is a number
+# (within 0.1%), or "lines" for the number of lines. The output is the plugin log, or the
+# `{trace}` file when the arguments name one. A plugin missing here only needs output.
+OUTPUT = {
+    "hotblocks": ([r"^collected \d+ entries in the hash table$", r"^pc, tcount, icount, ecount$"],
+                  r"^0x[0-9a-f]+, \d+, \d+, (\d+)$"),          # the top block's executions
+    "hotpages": ([r"^Addr, RCPUs, Reads, WCPUs, Writes$"],
+                 r"^0x[0-9a-f]+, 0x[0-9a-f]+, (\d+), "),       # the top page's reads
+    "howvec": ([r"^Instruction Classes:$", r"^Individual Instructions:$"],
+               r"^Instr: .*\t\((\d+) hits\)"),                  # the top opcode's hits
+    "execlog": ([r"^\d+, 0x[0-9a-f]+, 0x[0-9a-f]+, \"bswap"], "lines"),
+    "cflow": ([r"^collected \d+ control flow nodes in the hash table$", r"^    branches \d+$"],
+              r"^    branches (\d+)$"),                         # the hottest node's branches
+    "drcov": ([r"^DRCOV VERSION: 2$", r"^BB Table: \d+ bbs$"], None),
+    "traps": ([r"VCPU, interrupts, exceptions, hostcalls$"], r"^\s+0,\s+\d+,\s+(\d+),"),
+}
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import os  # noqa: E402
+import re  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+import run  # noqa: E402  benches/qemu/run.py: load_env, sh, glib_cflags, interleave, ...
+
+ROOT = run.ROOT
+OUT = run.OUT
+RUNS = OUT / "contrib"
+CONFIGS = ["none", "c", "rs"]
+USER_TIMEOUT = 600
+SYSTEM_TIMEOUT = 900
+FLAKE = "iotlb_to_section: Assertion"
+FLAKE_RETRIES = 4
+# Every re-run (a hung boot, QEMU 10.0's iotlb_to_section abort), for the report.
+RETRIES = []
+
+
+class RunFailed(Exception):
+    pass
+
+
+def die(msg):
+    print(f"contrib.py: {msg}", file=sys.stderr)
+    sys.exit(2)
+
+
+def table():
+    return [dict(name=n, args=a, modes=m.split(), turns=t, shared=s, note=note)
+            for n, a, m, t, s, note in PLUGINS]
+
+
+def plugin_arg(so, args, trace):
+    a = args.replace("{trace}", str(trace))
+    return ["-plugin", f"{so},{a}" if a else str(so)]
+
+
+def run_qemu(cmd, stem, timeout, hang_retries=0, flake_retries=0, must_print=None):
+    """Runs `cmd` once with its plugin log at <stem>.log and its console at <stem>.out and
+    <stem>.err; returns the wall time. A run that has not exited after `timeout` s is
+    killed and run again up to `hang_retries` times, one that aborts on QEMU's
+    iotlb_to_section assertion up to `flake_retries` times (both reported in RETRIES);
+    any other non-zero exit, or a console without `must_print`, raises RunFailed."""
+    log, out, err = (stem.with_name(stem.name + s) for s in (".log", ".out", ".err"))
+    for f in (log, out, err):
+        if f.exists():
+            f.unlink()
+    t0 = time.perf_counter()
+    try:
+        with open(out, "wb") as o, open(err, "wb") as e:
+            r = subprocess.run([str(c) for c in cmd], stdout=o, stderr=e, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        if hang_retries <= 0:
+            raise RunFailed(f"no exit after {timeout} s (console in {out}, {err}): {' '.join(map(str, cmd))}")
+        RETRIES.append(f"{stem.name}: no exit after {timeout} s; run again")
+        print(f"warning: {RETRIES[-1]}", file=sys.stderr)
+        return run_qemu(cmd, stem, timeout, hang_retries - 1, flake_retries, must_print)
+    dt = time.perf_counter() - t0
+    if r.returncode != 0:
+        tail = err.read_bytes()[-3000:].decode(errors="replace")
+        if FLAKE in tail and flake_retries > 0:
+            RETRIES.append(f"{stem.name}: QEMU aborted on its iotlb_to_section assertion after {dt:.1f} s; run again")
+            print(f"warning: {RETRIES[-1]}", file=sys.stderr)
+            return run_qemu(cmd, stem, timeout, hang_retries, flake_retries - 1, must_print)
+        raise RunFailed(f"exit {r.returncode}: {' '.join(map(str, cmd))}\n{tail}")
+    if must_print and must_print not in out.read_text(errors="replace"):
+        raise RunFailed(f"the console lacks {must_print!r} (guest did not finish?): see {out}")
+    return dt
+
+
+def check_output(p, cfg, text, agree_wanted):
+    """Checks one run's output; returns the number the C and Rust runs must agree on (or None)."""
+    expect, agree = OUTPUT.get(p["name"], ([], None))
+    where = f"{p['name']} ({cfg})"
+    if not text.strip():
+        raise RunFailed(f"{where}: no output")
+    for rx in expect:
+        if not re.search(rx, text, re.M):
+            raise RunFailed(f"{where}: output lacks /{rx}/")
+    if not agree_wanted or agree is None:
+        return None
+    if agree == "lines":
+        return text.count("\n")
+    m = re.search(agree, text, re.M)
+    if not m:
+        raise RunFailed(f"{where}: output lacks /{agree}/")
+    return int(m.group(1))
+
+
+def read_output(p, stem, trace):
+    if "{trace}" in p["args"]:
+        return trace.read_bytes().decode("latin-1") if trace.exists() else ""
+    log = stem.with_name(stem.name + ".log")
+    return log.read_text(errors="replace") if log.exists() else ""
+
+
+def job(p, cfg, cmd, stem, trace, timeout, mode):
+    """A callable for run.interleave: runs once, checks the output, returns (s, check value)."""
+    def go():
+        dt = run_qemu(cmd, stem, timeout, hang_retries=1,
+                      flake_retries=FLAKE_RETRIES if mode == "system" else 0,
+                      must_print="guest: all work done" if mode == "system" else None)
+        if cfg == "none":
+            return dt, None
+        return dt, check_output(p, cfg, read_output(p, stem, trace), mode == "user")
+    return go
+
+
+# ------------------------------------------------------------------------------ build
+
+def build(env, plugins, args):
+    """Builds the guest, the examples and the API-4 C plugins; returns paths and, per
+    plugin, why it cannot run in system mode (None if it can)."""
+    RUNS.mkdir(parents=True, exist_ok=True)
+    p = {"walk": OUT / "walk", "c5": Path(env["QEMU_CONTRIB_PLUGINS"]),
+         "ex5": ROOT / "target" / "api-v5" / "release" / "examples",
+         "ex4": ROOT / "target" / "api-v4" / "release" / "examples"}
+    want_system = not args.no_system and any("system" in q["modes"] for q in plugins)
+    if not args.no_build:
+        run.sh(["gcc", "-O1", "-static", "-pthread", "-o", p["walk"], HERE / "walk.c"])
+        run.sh(["cargo", "build", "--quiet", "--release", "--examples", "--target-dir", "target/api-v5"], cwd=ROOT)
+        if want_system:
+            run.sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
+                    "--features", "plugin-api-v4", "--target-dir", "target/api-v4"], cwd=ROOT)
+    for q in plugins:
+        for so in ([p["c5"] / f"lib{q['name']}.so", p["ex5"] / f"lib{q['name']}.so"]
+                   if not args.no_user else []):
+            if not so.exists():
+                die(f"missing {so} (is `{q['name']}` an example yet? provisioned QEMU's contrib plugins?)")
+    why_not = {}
+    if not want_system:
+        return p, why_not
+    have = run.dyn_symbols(env["QEMU_SYSTEM"], undefined=False)
+    cc = ["gcc", "-shared", "-fPIC", "-O2", "-Wall", "-I" + str(Path(env["QEMU_SRC"]) / "include" / "qemu")] + \
+        run.glib_cflags()
+    for q in plugins:
+        if "system" not in q["modes"]:
+            why_not[q["name"]] = "not listed for system mode in the PLUGINS table"
+            continue
+        src = Path(env["QEMU_SRC"]) / "contrib" / "plugins" / f"{q['name']}.c"
+        c4 = RUNS / f"lib{q['name']}-v4.so"
+        rs4 = p["ex4"] / f"lib{q['name']}.so"
+        if not args.no_build:
+            cmd = cc + [f"-DCONTRIB_C=\"{src}\"", "-o", c4, HERE / "contrib_v4.c"]
+            print("+ " + " ".join(map(str, cmd)), file=sys.stderr)
+            r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True)
+            if r.returncode != 0:
+                c4.unlink(missing_ok=True)
+                why_not[q["name"]] = f"{src.name} does not build for API 4: {r.stderr.strip()[-300:]}"
+                continue
+        for so in (c4, rs4):
+            if not so.exists():
+                die(f"missing {so}" + (" (run without --no-build)" if args.no_build else ""))
+        missing = {}
+        for side, so in (("C", c4), ("Rust", rs4)):
+            m = sorted(run.dyn_symbols(so, undefined=True) - have)
+            if m:
+                missing[side] = m
+        if missing:
+            why_not[q["name"]] = "; ".join(
+                f"the {side} build imports {', '.join(m)}, which qemu-system-x86_64 "
+                f"{run.version(env['QEMU_SYSTEM'])} (plugin API 4) does not export" for side, m in missing.items())
+        else:
+            why_not[q["name"]] = None
+    return p, why_not
+
+
+# ------------------------------------------------------------------------------ modes
+
+def agreement(p, checks, label):
+    """C's and Rust's check values (every rep) must agree within 0.1%."""
+    vals = [v for cfg in ("c", "rs") for v in checks[cfg] if v is not None]
+    if not vals:
+        return None
+    lo, hi = min(vals), max(vals)
+    if hi - lo > 0.001 * max(abs(hi), 1):
+        raise RunFailed(f"{label}: C and Rust outputs disagree: c {checks['c']}, rs {checks['rs']} "
+                        f"({OUTPUT[p['name']][1]!r})")
+    return {"c": checks["c"], "rs": checks["rs"]}
+
+
+def summarize(times):
+    med = {cfg: statistics.median(ts) for cfg, ts in times.items()}
+    return {"median_s": med, "times_s": times, "rs_over_c": med["rs"] / med["c"] if med["c"] else float("nan")}
+
+
+def user_mode(env, paths, plugins, args):
+    res = {}
+    for p in plugins:
+        if "user" not in p["modes"]:
+            continue
+        turns = max(1, int(p["turns"] * args.scale))
+        for threads in args.threads:
+            label = f"user {p['name']} {threads}T"
+            print(f"[{label}] {turns} turns per thread, args {p['args'] or '(none)'!r}", file=sys.stderr)
+            jobs = {}
+            for cfg in CONFIGS:
+                stem = RUNS / f"user-{p['name']}-{cfg}-{threads}"
+                trace = stem.with_name(stem.name + ".trace")
+                so = {"c": paths["c5"], "rs": paths["ex5"]}.get(cfg)
+                plug = plugin_arg(so / f"lib{p['name']}.so", p["args"], trace) if so else []
+                cmd = [env["QEMU_USER"]] + plug + ["-d", "plugin", "-D", stem.with_name(stem.name + ".log"),
+                                                   paths["walk"], threads, turns]
+                jobs[cfg] = job(p, cfg, cmd, stem, trace, USER_TIMEOUT, "user")
+            times, checks = run.interleave(label, jobs, args.reps, args.warmup)
+            r = summarize(times)
+            r["turns"] = turns
+            r["agree"] = agreement(p, checks, label)
+            res[(p["name"], threads)] = r
+            m = r["median_s"]
+            print(f"[{label}] medians none {m['none']:.3f} s, c {m['c']:.3f} s, rs {m['rs']:.3f} s; "
+                  f"rs/c {r['rs_over_c']:.3f}", file=sys.stderr)
+    return res
+
+
+def system_cmd(env, smp, plug, stem):
+    return [env["QEMU_SYSTEM"], "-M", "q35", "-smp", str(smp), "-m", "512", "-accel", "tcg,thread=multi",
+            "-kernel", env["GUEST_KERNEL"], "-initrd", env["GUEST_INITRD"],
+            "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot"] + plug + \
+        ["-d", "plugin", "-D", stem.with_name(stem.name + ".log")]
+
+
+def system_mode(env, paths, plugins, args):
+    res = {}
+    names = [p for p in plugins if paths["why_not"].get(p["name"]) is None and "system" in p["modes"]]
+    if not names:
+        return res
+    for smp in args.smp:
+        label = f"system -smp {smp}"
+        jobs = {}
+        for p in [None] + names:
+            for cfg in (["none"] if p is None else ["c", "rs"]):
+                name = "none" if p is None else p["name"]
+                stem = RUNS / f"system-{name}-{cfg}-{smp}"
+                trace = stem.with_name(stem.name + ".trace")
+                so = {"c": RUNS / f"lib{name}-v4.so", "rs": paths["ex4"] / f"lib{name}.so"}.get(cfg)
+                plug = plugin_arg(so, p["args"], trace) if so else []
+                jobs[(name, cfg)] = job(p, cfg, system_cmd(env, smp, plug, stem), stem, trace, SYSTEM_TIMEOUT,
+                                        "system")
+        warm = RUNS / f"system-warmup-{smp}"
+        print(f"[{label}] untimed warm-up boot; then {len(jobs)} boots per rep: none and "
+              f"{', '.join(p['name'] for p in names)} (c, rs)", file=sys.stderr)
+        run_qemu(system_cmd(env, smp, [], warm), warm, SYSTEM_TIMEOUT, 1, FLAKE_RETRIES, "guest: all work done")
+        times, _ = run.interleave(label, jobs, args.system_reps, 0)
+        for p in names:
+            r = summarize({"none": times[("none", "none")], "c": times[(p["name"], "c")],
+                           "rs": times[(p["name"], "rs")]})
+            res[(p["name"], smp)] = r
+            m = r["median_s"]
+            print(f"[{label}] {p['name']}: medians none {m['none']:.2f} s, c {m['c']:.2f} s, "
+                  f"rs {m['rs']:.2f} s; rs/c {r['rs_over_c']:.3f}", file=sys.stderr)
+    return res
+
+
+# ------------------------------------------------------------------------------ report
+
+def target(p, threads, ratio):
+    """(the target as text, whether it is met)."""
+    if threads > 1 and p["shared"]:
+        return "< 1", ratio < 1.0
+    return "<= 1.05", ratio <= 1.05
+
+
+def report(meta, plugins, user, system, why_not):
+    L = [f"QEMU user {meta['qemu_user_version']} (API 5), system {meta['qemu_system_version']} (API 4); "
+         f"host {meta['host_cpus']} CPUs; load (1 min) {meta['load_start']:.2f} at start, "
+         f"{meta['load_end']:.2f} at end; "
+         + (f"user mode {meta['reps']} reps + {meta['warmup']} warm-up per group; " if user else "")
+         + (f"system mode {meta['system_reps']} reps after one warm-up boot; " if system else "")
+         + f"{meta['elapsed_s'] / 60:.1f} min.", "",
+         "| plugin | mode | threads | none s | C s | Rust s | Rust/C | target | met |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for p in plugins:
+        for mode, res, unit in (("user", user, "T"), ("system", system, " vCPU")):
+            for (name, n), r in sorted(res.items()):
+                if name != p["name"]:
+                    continue
+                m = r["median_s"]
+                t, ok = target(p, n, r["rs_over_c"])
+                L.append(f"| {name} | {mode} | {n} | {m['none']:.3f} | {m['c']:.3f} | {m['rs']:.3f} | "
+                         f"{r['rs_over_c']:.3f} | {t} | {'yes' if ok else 'NO'} |")
+    L.append("")
+    if user:
+        L.append("User-mode guest: walk THREADS TURNS; turns per thread: " +
+                 ", ".join(f"{p['name']} {user[(p['name'], meta['threads'][0])]['turns']:,}"
+                           for p in plugins if (p["name"], meta["threads"][0]) in user) + ".")
+    for name, why in why_not.items():
+        if why:
+            L.append(f"- {name}: not timed in system mode: {why}.")
+    if RETRIES:
+        L.append("- Runs done again (the re-run's time counts): " + "; ".join(RETRIES))
+    return "\n".join(L)
+
+
+def svg(meta, plugins, user, system, path):
+    """Grouped horizontal bars: rs/c per plugin, user 1T/2T and system 1/2 vCPUs; run.py's style."""
+    series = [("user", 1, "user, 1 thread", "#2e9e5b"), ("user", 2, "user, 2 threads", "#86c98f"),
+              ("system", 1, "system, 1 vCPU", "#3b6ea5"), ("system", 2, "system, 2 vCPUs", "#5d8fc9")]
+    groups = []
+    for p in plugins:
+        bars = []
+        for mode, n, label, color in series:
+            r = (user if mode == "user" else system).get((p["name"], n))
+            if r:
+                bars.append((label, color, r["rs_over_c"]))
+        if bars:
+            groups.append((p["name"], bars))
+    vals = [v for _, b in groups for _, _, v in b if v == v]
+    hi = max(1.25, math.ceil(max(vals + [1.0]) * 4) / 4)
+    left, width, bar, gap = 160, 560, 14, 14
+    height = 70 + sum(18 + len(b) * bar + gap for _, b in groups) + 40
+    X = lambda v: left + width * v / hi  # noqa: E731
+    s = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{left + width + 70}" height="{height}" '
+         f'font-family="sans-serif" font-size="12">',
+         '<rect width="100%" height="100%" fill="white"/>',
+         '<text x="10" y="20" font-size="14" font-weight="bold">QEMU contrib plugins: median wall time, '
+         'this crate\'s rewrite / the C original</text>',
+         f'<text x="10" y="38" fill="#555">linear scale; lower is better; dashed: 1.0 and 1.05; user '
+         f'{meta["qemu_user_version"]}, system {meta["qemu_system_version"]}; load at start '
+         f'{meta["load_start"]:.2f}</text>']
+    y = 60
+    top = y
+    for name, bars in groups:
+        s.append(f'<text x="10" y="{y + 12}" font-weight="bold">{name}</text>')
+        y += 18
+        for label, color, v in bars:
+            s.append(f'<text x="{left - 6}" y="{y + bar - 3}" text-anchor="end">{label}</text>')
+            if v == v and v > 0:
+                s.append(f'<rect x="{left}" y="{y}" width="{max(1.0, X(v) - left):.1f}" height="{bar - 2}" '
+                         f'fill="{color}"/>')
+                s.append(f'<text x="{X(v) + 4:.1f}" y="{y + bar - 3}">{v:.2f}</text>')
+            y += bar
+        y += gap
+    for v, dash in ((1.0, "4,3"), (1.05, "2,2")):
+        s.append(f'<line x1="{X(v):.1f}" y1="{top}" x2="{X(v):.1f}" y2="{y}" stroke="#333" stroke-dasharray="{dash}"/>')
+    v = 0.0
+    while v <= hi + 1e-9:
+        s.append(f'<line x1="{X(v):.1f}" y1="{y}" x2="{X(v):.1f}" y2="{y + 5}" stroke="#333"/>')
+        s.append(f'<text x="{X(v):.1f}" y="{y + 18}" text-anchor="middle">{v:g}</text>')
+        v += 0.25
+    s.append(f'<line x1="{left}" y1="{y}" x2="{left + width}" y2="{y}" stroke="#333"/>')
+    s.append("</svg>")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(s) + "\n")
+
+
+def git_rev():
+    r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=ROOT, capture_output=True,
+                       text=True)
+    return r.stdout.strip() + ("+dirty" if d.stdout.strip() else "")
+
+
+def write_json(path, meta, plugins, user, system, why_not, failure=None):
+    def flat(res, key):
+        return [dict(plugin=name, **{key: n}, **r) for (name, n), r in sorted(res.items())]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "plugins": plugins, "user": flat(user, "threads"),
+                                "system": flat(system, "vcpus"), "system_skipped": why_not,
+                                "retries": RETRIES, "failure": failure}, indent=1, default=str))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--reps", type=int, default=5, help="timed repetitions per configuration (user mode)")
+    ap.add_argument("--system-reps", type=int, default=3, help="timed repetitions per configuration (system mode)")
+    ap.add_argument("--warmup", type=int, default=1, help="untimed warm-up repetitions per user-mode group")
+    ap.add_argument("--plugins", help="comma-separated subset of: " + ", ".join(n for n, *_ in PLUGINS))
+    ap.add_argument("--threads", default="1,2", help="user-mode guest thread counts")
+    ap.add_argument("--smp", default="1,2", help="system-mode vCPU counts")
+    ap.add_argument("--scale", type=float, default=1.0, help="multiplies every plugin's user-mode loop turns")
+    ap.add_argument("--no-user", action="store_true", help="skip user mode")
+    ap.add_argument("--no-system", action="store_true", help="skip system mode")
+    ap.add_argument("--no-build", action="store_true", help="use what was built before")
+    ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "performance-contrib.svg")
+    ap.add_argument("--json", type=Path, default=OUT / "contrib.json")
+    args = ap.parse_args()
+    args.threads = [] if args.no_user else [int(t) for t in args.threads.split(",")]
+    args.smp = [int(t) for t in args.smp.split(",")]
+
+    plugins = table()
+    if args.plugins:
+        want = args.plugins.split(",")
+        unknown = sorted(set(want) - {p["name"] for p in plugins})
+        if unknown:
+            die(f"unknown plugins {unknown}; the table has {[p['name'] for p in plugins]}")
+        plugins = [p for p in plugins if p["name"] in want]
+    env = run.load_env()
+    if not env.get("QEMU_CONTRIB_PLUGINS"):
+        die(f"QEMU_CONTRIB_PLUGINS missing from {run.ENV_FILE}: run scripts/provision-qemu.sh")
+    paths, why_not = build(env, plugins, args)
+    paths["why_not"] = why_not
+    for name, why in why_not.items():
+        if why:
+            print(f"{name}: not timed in system mode: {why}", file=sys.stderr)
+
+    meta = {"qemu_user_version": run.version(env["QEMU_USER"]), "qemu_system_version": run.version(env["QEMU_SYSTEM"]),
+            "host_cpus": os.cpu_count(), "load_start": os.getloadavg()[0], "reps": args.reps,
+            "system_reps": args.system_reps, "warmup": args.warmup, "threads": args.threads, "smp": args.smp,
+            "scale": args.scale, "crate_revision": git_rev(), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+            "guest": "benches/qemu/walk.c (user mode); the provisioned Linux guest (system mode)"}
+    t0 = time.perf_counter()
+    user, system = {}, {}
+    try:
+        if not args.no_user:
+            user = user_mode(env, paths, plugins, args)
+            meta["load_end"] = os.getloadavg()[0]
+            meta["elapsed_s"] = time.perf_counter() - t0
+            if not args.no_system:
+                print(report(meta, plugins, user, {}, {}) + "\n\n(user mode done; system mode follows)\n",
+                      file=sys.stderr, flush=True)
+        if not args.no_system:
+            system = system_mode(env, paths, plugins, args)
+    except RunFailed as e:
+        meta["load_end"] = os.getloadavg()[0]
+        meta["elapsed_s"] = time.perf_counter() - t0
+        write_json(args.json, meta, plugins, user, system, why_not, str(e))
+        print(f"contrib.py: FAILED: {e}\n(partial results in {args.json})", file=sys.stderr)
+        sys.exit(1)
+    meta["load_end"] = os.getloadavg()[0]
+    meta["elapsed_s"] = time.perf_counter() - t0
+    print(report(meta, plugins, user, system, why_not))
+    if user or system:
+        svg(meta, plugins, user, system, args.svg)
+    write_json(args.json, meta, plugins, user, system, why_not)
+    print(f"\nwrote {args.svg} and {args.json}; {meta['elapsed_s']:.0f} s", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

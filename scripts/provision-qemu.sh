@@ -14,7 +14,9 @@
 #     source in a second build directory, with reference plugins, and bookworm's cross
 #     compilers (target arch-user); qemu-system-aarch64 10.0.x from bookworm-backports
 #     (arch-system); an arm64 and a riscv64 Linux guest (arch-guests). `all` runs these and
-#     qemu11-system-extra after the rest.
+#     qemu11-system-extra after the rest;
+#   * QEMU's contrib plugins built again for plugin API 4, for qemu-system-x86_64 10.0
+#     (contrib-v4, also in `all`).
 #   The 7.2, 11 and arm64/riscv64 guest pieces use private apt configurations under
 #   $CACHE/apt (see scripts/provision/private-apt.sh): the system's apt state and QEMU stay
 #   as they are.
@@ -288,6 +290,7 @@ CASES
 # and user_mode from above.
 . "$HERE/provision/arch-user.sh"
 . "$HERE/provision/arch-guests.sh"
+. "$HERE/provision/contrib-v4.sh"
 
 write_env() {
   local user="${QEMU_PLUGIN_QEMU_USER:-$BUILD/qemu-x86_64}"
@@ -310,6 +313,7 @@ QEMU_SRC_7_2=$SRC_DIR_72
 ENV
   fi
   [ ! -x "$WRAP_SYS_72" ] || echo "QEMU_SYSTEM_7_2=$WRAP_SYS_72" >>"$CACHE/env"
+  ! contrib_v4_ok || echo "QEMU_CONTRIB_PLUGINS_V4=$CONTRIB_V4" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11" ] || echo "QEMU_SYSTEM_11=$WRAP_SYS_11" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_AARCH64" ] || echo "QEMU_SYSTEM_AARCH64_11=$WRAP_SYS_11_AARCH64" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_RISCV64" ] || echo "QEMU_SYSTEM_RISCV64_11=$WRAP_SYS_11_RISCV64" >>"$CACHE/env"
@@ -346,8 +350,9 @@ case "$what" in
   arch-user) cross_compilers; arch_user ;;
   arch-system) arch_system ;;
   arch-guests) arch_guests ;;
+  contrib-v4) contrib_v4 ;;
   all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system
-       cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra ;;
-  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests]" ;;
+       cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra; contrib_v4 ;;
+  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests|contrib-v4]" ;;
 esac
 write_env

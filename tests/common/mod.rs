@@ -83,6 +83,9 @@ pub struct QemuEnv {
     pub guest_initrd_aarch64: PathBuf,
     pub guest_kernel_riscv64: PathBuf,
     pub guest_initrd_riscv64: PathBuf,
+    /// QEMU 10.2's contrib plugins built for plugin API 4, for qemu-system-x86_64 10.0
+    /// (those whose imports QEMU 10.0 has: all but `traps`).
+    pub contrib_plugins_v4: PathBuf,
 }
 
 /// A guest architecture.
@@ -274,6 +277,7 @@ fn load_env() -> QemuEnv {
         guest_initrd_aarch64: get("GUEST_INITRD_AARCH64", None),
         guest_kernel_riscv64: get("GUEST_KERNEL_RISCV64", None),
         guest_initrd_riscv64: get("GUEST_INITRD_RISCV64", None),
+        contrib_plugins_v4: get("QEMU_CONTRIB_PLUGINS_V4", None),
     };
     for (what, path) in [
         ("qemu-x86_64 (QEMU_USER)", &env.qemu_user),
@@ -336,6 +340,11 @@ fn load_env() -> QemuEnv {
 /// `libinsn.so`.
 pub fn ref_plugin(name: &str) -> PathBuf {
     UserQemu::V10_2.ref_plugin(name)
+}
+
+/// A contrib plugin built for plugin API 4, for qemu-system-x86_64 10.0 (system mode).
+pub fn contrib_plugin_v4(name: &str) -> PathBuf {
+    plugin_file(&qemu_env().contrib_plugins_v4, name)
 }
 
 /// A plugin built from QEMU's contrib/plugins, e.g. `hotblocks`.

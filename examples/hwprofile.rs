@@ -218,6 +218,7 @@ impl PerVcpu for Hwprofile {
                 let plugin = cpu.handle().plugin();
                 let dev = cpu.by_name.entry(name.clone()).or_insert_with(|| Device {
                     base: a.vaddr.wrapping_sub(off),
+                    first: plugin.firsts.fetch_add(1, Ordering::Relaxed),
                     ..Device::default()
                 });
                 if plugin.matches.is_empty() {

@@ -23,6 +23,11 @@
 //! behind a lock per core. `evict=rand` draws from a generator of its own, so its numbers
 //! differ from cache.c's (which seeds from the clock) run to run.
 
+#[path = "support/api1.rs"]
+mod api1;
+
+use api1::{phys_addr, symbol};
+
 #[path = "support/cache_sim.rs"]
 mod cache_sim;
 
@@ -95,29 +100,6 @@ struct Total {
     misses: Misses,
     /// The stats of the cores that lived in shards, by core.
     cores: BTreeMap<usize, CoreStats>,
-}
-
-/// The physical address of a RAM access (plugin API 1 and later).
-#[cfg(since_api_1)]
-fn phys_addr(h: &qemu_plugin::HwAddr<'_>) -> u64 {
-    h.hwaddr()
-}
-
-/// Plugin API 0 has no physical addresses; `new` refuses system mode there.
-#[cfg(not(since_api_1))]
-fn phys_addr(_: &qemu_plugin::HwAddr<'_>) -> u64 {
-    0
-}
-
-/// The symbol of an instruction (plugin API 1 and later).
-#[cfg(since_api_1)]
-fn symbol(insn: &qemu_plugin::Instruction<'_>) -> Option<String> {
-    insn.symbol().ok().flatten()
-}
-
-#[cfg(not(since_api_1))]
-fn symbol(_: &qemu_plugin::Instruction<'_>) -> Option<String> {
-    None
 }
 
 fn stats(core: &Core) -> CoreStats {

@@ -24,6 +24,11 @@
 //! it prints the 10 first nodes of its sorted list; nodes with equal keys are listed here
 //! by address (cflow.c leaves them in its hash table's order).
 
+#[path = "support/api1.rs"]
+mod api1;
+
+use api1::symbol;
+
 use std::collections::HashMap;
 use std::sync::Mutex;
 
@@ -121,17 +126,6 @@ fn watch_block(tb: &mut Translation<'_, Cflow>, w: Words) {
 /// Plugin APIs 0 to 2 have no conditional callbacks; `new` refuses before this is reached.
 #[cfg(not(since_api_3))]
 fn watch_block(_: &mut Translation<'_, Cflow>, _: Words) {}
-
-/// The symbol of an instruction (plugin API 1 and later).
-#[cfg(since_api_1)]
-fn symbol(insn: &qemu_plugin::Instruction<'_>) -> Option<String> {
-    insn.symbol().ok().flatten()
-}
-
-#[cfg(not(since_api_1))]
-fn symbol(_: &qemu_plugin::Instruction<'_>) -> Option<String> {
-    None
-}
 
 impl PerVcpu for Cflow {
     type Config = ();

@@ -24,6 +24,11 @@
 //! execlog.c finds each vCPU's line through an array behind a read-write lock; here the
 //! line is the vCPU's shard, reached without a lock.
 
+#[path = "support/api1.rs"]
+mod api1;
+
+use api1::{device_name, phys_addr};
+
 use std::collections::BTreeMap;
 use std::sync::{Mutex, OnceLock};
 
@@ -148,33 +153,6 @@ fn watch_registers(patterns: &[String], names: &Mutex<Vec<String>>, rdisas: bool
 #[cfg(not(since_api_2))]
 fn watch_registers(_: &[String], _: &Mutex<Vec<String>>, _: bool) -> Vec<Reg> {
     Vec::new()
-}
-
-/// The physical address of a RAM access (plugin API 1 and later).
-#[cfg(since_api_1)]
-fn phys_addr(h: &qemu_plugin::HwAddr<'_>) -> u64 {
-    h.hwaddr()
-}
-
-/// Plugin API 0 has no physical addresses.
-#[cfg(not(since_api_1))]
-fn phys_addr(_: &qemu_plugin::HwAddr<'_>) -> u64 {
-    0
-}
-
-/// The device an access went to (`RAM` for memory), or C's `(null)` when QEMU names none.
-#[cfg(since_api_1)]
-fn device_name(h: &qemu_plugin::HwAddr<'_>) -> String {
-    h.device_name()
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "(null)".into())
-}
-
-/// Plugin API 0 has no device names.
-#[cfg(not(since_api_1))]
-fn device_name(_: &qemu_plugin::HwAddr<'_>) -> String {
-    "(null)".into()
 }
 
 impl PerVcpu for Execlog {

@@ -16,6 +16,11 @@
 //! at exit. The `RCPUs`/`WCPUs` columns are the C plugin's bit masks of the vCPUs that
 //! read or wrote the page (`1 << index`, in a C `int`).
 
+#[path = "support/api1.rs"]
+mod api1;
+
+use api1::phys_addr;
+
 use std::collections::HashMap;
 
 use qemu_plugin::{
@@ -48,18 +53,6 @@ struct Page {
     reads: u64,
     cpu_write: u32,
     writes: u64,
-}
-
-/// The physical address of a RAM access (`qemu_plugin_hwaddr_phys_addr`, plugin API 1).
-#[cfg(since_api_1)]
-fn phys_addr(h: &qemu_plugin::HwAddr<'_>) -> u64 {
-    h.hwaddr()
-}
-
-/// Plugin API 0 has no physical addresses; `new` refuses before this is reached.
-#[cfg(not(since_api_1))]
-fn phys_addr(_: &qemu_plugin::HwAddr<'_>) -> u64 {
-    0
 }
 
 impl PerVcpu for Hotpages {

@@ -21,6 +21,11 @@
 //! hwprofile.c updates one hash table under one mutex on every I/O access; here each vCPU
 //! counts in tables of its own, merged at exit.
 
+#[path = "support/api1.rs"]
+mod api1;
+
+use api1::{device_name, phys_addr};
+
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -91,23 +96,6 @@ struct Hwprofile {
     rw: MemRW,
     detail: Detail,
     matches: Vec<String>,
-}
-
-/// The device of an I/O access and the offset into it (plugin API 1 and later).
-#[cfg(since_api_1)]
-fn io_device(h: &qemu_plugin::HwAddr<'_>) -> Option<(String, u64)> {
-    let name = h
-        .device_name()
-        .ok()
-        .flatten()
-        .unwrap_or_else(|| "(null)".into());
-    Some((name, h.hwaddr()))
-}
-
-/// Plugin API 0 has no device names; `new` refuses before this is reached.
-#[cfg(not(since_api_1))]
-fn io_device(_: &qemu_plugin::HwAddr<'_>) -> Option<(String, u64)> {
-    None
 }
 
 impl Hwprofile {
@@ -210,9 +198,7 @@ impl PerVcpu for Hwprofile {
                 if !hw.is_io() {
                     return;
                 }
-                let Some((name, off)) = io_device(&hw) else {
-                    return;
-                };
+                let (name, off) = (device_name(&hw), phys_addr(&hw));
                 let is_write = a.info.is_store();
                 let index = cpu.index();
                 let plugin = cpu.handle().plugin();

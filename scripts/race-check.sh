@@ -41,6 +41,7 @@ TESTS=(
   runtime::tests::syscall_idle_and_resume_hooks_reach_the_vcpus_shard
   runtime::shards::tests::growth_under_concurrency_never_moves_slots
   runtime::exit_tests::hole1_an_exit_from_a_vcpu_thread_waits_for_running_exec_closures
+  runtime::exit_tests::exit_from_inside_a_callback_merges_the_exiting_vcpu_without_waiting_for_it
   runtime::thread_tests::hole11_scoreboard_growth_while_vcpus_exit_never_races_a_merge
   callbacks::exec::tests::fnmut_closures_run_by_several_vcpus_at_once_lose_nothing
 )

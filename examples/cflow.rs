@@ -30,6 +30,7 @@ mod api1;
 use api1::symbol;
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Mutex;
 
 use qemu_plugin::{
@@ -97,14 +98,15 @@ fn watch_block(tb: &mut Translation<'_, Cflow>, w: Words) {
                 return;
             }
             let ebpc = cpu.inline(&w.end_block);
-            let npc = cpu.inline(&w.pc_after_block);
-            let node = cpu.entry(lpc).or_default();
-            if lpc != ebpc {
+            let early = lpc != ebpc;
+            if early {
+                let npc = cpu.inline(&w.pc_after_block);
                 eprintln!(
                     "vcpu_tb_branched_exec: pc={pc:x}, epbc={ebpc:x} npc={npc:x}, lpc={lpc:x}"
                 );
-                node.early_exit += 1;
             }
+            let node = cpu.entry(lpc).or_default();
+            node.early_exit += u64::from(early);
             match node.dests.iter_mut().find(|d| d.0 == pc) {
                 Some(d) => d.1 += 1,
                 None => node.dests.push((pc, 1)),
@@ -127,11 +129,32 @@ fn watch_block(tb: &mut Translation<'_, Cflow>, w: Words) {
 #[cfg(not(since_api_3))]
 fn watch_block(_: &mut Translation<'_, Cflow>, _: Words) {}
 
+/// Hashes a guest address with one multiplication (the standard library's SipHash,
+/// built to resist chosen keys, costs more than the rest of a branch event here).
+#[derive(Default)]
+struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Branch points by the address of the instruction they left from.
+type ByAddr = HashMap<u64, Branches, BuildHasherDefault<AddrHasher>>;
+
 impl PerVcpu for Cflow {
     type Config = ();
-    /// Branches by the address of the instruction they left from.
-    type Shard = HashMap<u64, Branches>;
-    type Total = HashMap<u64, Branches>;
+    type Shard = ByAddr;
+    type Total = ByAddr;
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
         args.expect_only(&["sort"])?;
@@ -168,8 +191,8 @@ impl PerVcpu for Cflow {
         Ok((plugin, ()))
     }
 
-    fn new_shard(&self, _vcpu: VCPUIndex) -> Result<HashMap<u64, Branches>> {
-        Ok(HashMap::new())
+    fn new_shard(&self, _vcpu: VCPUIndex) -> Result<ByAddr> {
+        Ok(ByAddr::default())
     }
 
     fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
@@ -193,7 +216,7 @@ impl PerVcpu for Cflow {
         Ok(())
     }
 
-    fn merge(&self, total: &mut HashMap<u64, Branches>, cpu: Vcpu<Self>) -> Result<()> {
+    fn merge(&self, total: &mut ByAddr, cpu: Vcpu<Self>) -> Result<()> {
         for (addr, b) in cpu.into_shard() {
             let t = total.entry(addr).or_default();
             t.early_exit += b.early_exit;
@@ -208,7 +231,7 @@ impl PerVcpu for Cflow {
         Ok(())
     }
 
-    fn on_exit(&self, total: HashMap<u64, Branches>) -> Result<()> {
+    fn on_exit(&self, total: ByAddr) -> Result<()> {
         let nodes = self.nodes.lock().unwrap_or_else(|p| p.into_inner());
         // cflow.c counts nodes before dropping those that never branched; a branch from an
         // instruction never translated (impossible in practice) would add one.

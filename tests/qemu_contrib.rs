@@ -786,11 +786,12 @@ fn read_bbv(path: &std::path::Path) -> Vec<Vec<(u64, u64)>> {
 /// `T` then `:block:count ` per block). The same files, the same intervals, and in each
 /// interval the same blocks with the same counts (bbv.c writes them in its hash table's
 /// order, so each line is compared as a set). The k-th line comes after at least k
-/// intervals of instructions. Single-threaded, and 4 threads that overlap, so no vCPU index is reused
-/// (on reuse, bbv.c's file is rewritten over itself; see examples/bbv.rs).
+/// intervals of instructions. Single-threaded, and 4 threads held at a barrier until all
+/// have started, so no vCPU index is reused (on reuse, bbv.c's file is rewritten over
+/// itself; see examples/bbv.rs).
 fn bbv_writes_what_bbv_c_writes(q: UserQemu) {
     const INTERVAL: u64 = 100_000;
-    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "300000"][..])] {
+    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "300000", "together"][..])] {
         let dir = run_dir(&format!("contrib-bbv-{guest}"));
         let prefix = |who: &str| dir.join(who).display().to_string();
         let interval = format!("interval={INTERVAL}");
@@ -884,25 +885,35 @@ fn hwprofile_blocks(report: &str) -> Vec<String> {
     blocks
 }
 
-/// `hwprofile` in system mode: qemu-system-x86_64 10.0 (plugin API 4, MTTCG, 4 vCPUs)
-/// boots the Linux guest with QEMU's C plugin (built again for API 4) and the rewrite
-/// (built for API 4) in the same run, so both see the same accesses.
+/// `hwprofile` in system mode: qemu-system-x86_64 10.0 (plugin API 4, MTTCG) boots the
+/// Linux guest with QEMU's C plugin (built again for API 4) and the rewrite (built for
+/// API 4) in the same run, so both see the same accesses.
 /// - hwprofile, default: the same devices with the same masks and counts, in the same
 ///   order of counts (hwprofile.c leaves ties in its hash table's order), and equal rows
 ///   wherever a count is above the last one; `source=on`: the same device blocks, each
 ///   with the same per-PC lines. The address column is the first access's (virtual
-///   address minus offset into the device); a device that the vCPUs reach through
-///   different mappings has the base of whichever vCPU got there first, in hwprofile.c
-///   by its lock, in the rewrite by numbering each vCPU's first access to it.
+///   address minus offset into the device).
+/// - One vCPU. With more, QEMU 10.0 aborts early in most of these boots inside
+///   `qemu_plugin_get_hwaddr` (`tlb_plugin_lookup` -> `iotlb_to_section: Assertion
+///   'section_index < d->map.sections_nb'`; a core dump shows it called from the second
+///   plugin's memory callback): 5 of 6 boots at `-smp 4` and 2 of 4 at `-smp 2` here, 3 of
+///   3 in CI; 0 of 4 at `-smp 1`. Round-robin TCG (`thread=single`) is no way out: QEMU 10.0
+///   crashed there in generated code after the memory callbacks (SIGSEGV), 1 of 5 boots.
+///   So the rewrite's masks of several vCPUs, and its choice of base when vCPUs reach a
+///   device through different mappings, are not compared with hwprofile.c here.
 #[test]
 fn hwprofile_agrees_with_hwprofile_c_in_system_mode() {
     for args in [&[][..], &["source=on"]] {
-        let r = run_system(
+        let r = run_system_with(
             "contrib-hwprofile",
             &[
                 Plugin::new(contrib_plugin_v4("hwprofile"), args),
                 Plugin::new(example(Api::V4, "hwprofile"), args),
             ],
+            &SystemExtras {
+                smp: Some(1),
+                ..SystemExtras::default()
+            },
         );
         r.assert_success();
         if args.is_empty() {

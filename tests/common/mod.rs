@@ -840,6 +840,8 @@ pub struct SystemExtras<'a> {
     /// The guest's architecture (default x86_64): its machine, kernel, initramfs and
     /// console. Give `qemu` too for another architecture.
     pub arch: Arch,
+    /// The vCPUs (`-smp`; default 4).
+    pub smp: Option<u32>,
 }
 
 /// [`run_system`] with `extras` on the command lines.
@@ -899,7 +901,9 @@ fn run_system_once(label: &str, plugins: &[Plugin], extras: &SystemExtras<'_>) -
         let mut cmd = Command::new(extras.qemu.unwrap_or(&env.qemu_system));
         cmd.env(ANY_VERBOSE.0, ANY_VERBOSE.1)
             .args(machine)
-            .args(["-smp", "4", "-m", "512"])
+            .arg("-smp")
+            .arg(extras.smp.unwrap_or(4).to_string())
+            .args(["-m", "512"])
             .args(["-accel", "tcg,thread=multi"])
             .arg("-kernel")
             .arg(kernel)

@@ -1,15 +1,23 @@
-/* N compute threads (N from argv[1], default 2), each running a fixed loop.
- * Every thread is a vCPU in linux-user, so each vCPU index must see work. */
+/* N compute threads (N from argv[1], default 2), each running a fixed loop of argv[2]
+ * turns. Every thread is a vCPU in linux-user, so each vCPU index must see work.
+ * With a third argument "together", every thread waits at a barrier until all N have
+ * started, so that all are alive at once and no vCPU index is given twice. */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 static unsigned long iters = 2000000;
+static int together;
+static pthread_barrier_t start;
 
 static void *work(void *arg)
 {
     unsigned long id = (unsigned long)arg;
     volatile unsigned long acc = id;
+    if (together) {
+        pthread_barrier_wait(&start);
+    }
     for (unsigned long i = 0; i < iters; i++) {
         acc = acc * 6364136223846793005UL + i;
     }
@@ -24,6 +32,10 @@ int main(int argc, char **argv)
     }
     pthread_t t[256];
     if (n < 1 || n > 256) {
+        return 2;
+    }
+    together = argc > 3 && strcmp(argv[3], "together") == 0;
+    if (together && pthread_barrier_init(&start, NULL, n)) {
         return 2;
     }
     for (int i = 0; i < n; i++) {

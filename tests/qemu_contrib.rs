@@ -791,7 +791,10 @@ fn read_bbv(path: &std::path::Path) -> Vec<Vec<(u64, u64)>> {
 /// itself; see examples/bbv.rs).
 fn bbv_writes_what_bbv_c_writes(q: UserQemu) {
     const INTERVAL: u64 = 100_000;
-    for (guest, args) in [("compute", &["40"][..]), ("threads", &["4", "300000", "together"][..])] {
+    for (guest, args) in [
+        ("compute", &["40"][..]),
+        ("threads", &["4", "300000", "together"][..]),
+    ] {
         let dir = run_dir(&format!("contrib-bbv-{guest}"));
         let prefix = |who: &str| dir.join(who).display().to_string();
         let interval = format!("interval={INTERVAL}");

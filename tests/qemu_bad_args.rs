@@ -284,6 +284,11 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
         ),
         case(
             "bbv",
+            &["outfile=/tmp/x", "inline_blocks=40000"],
+            &["`inline_blocks`", "`40000`", "0 to 32768"],
+        ),
+        case(
+            "bbv",
             &[&format!("outfile={missing}/p")],
             &["`outfile`", "can be created"],
         ),

@@ -20,7 +20,7 @@
 //! and when every vCPU has a core of its own (system mode with the default `cores`) its
 //! caches live in its shard, with no lock. Otherwise (user mode, where every guest thread
 //! is a vCPU, or `cores` other than the vCPU count) vCPUs share cores as in cache.c,
-//! behind a lock per core. `evict=rand` draws from a generator of its own, so its numbers
+//! behind a lock per cache (L1d, L1i, L2, as cache.c). `evict=rand` draws from a generator of its own, so its numbers
 //! differ from cache.c's (which seeds from the clock) run to run.
 
 #[path = "support/api1.rs"]
@@ -40,11 +40,13 @@ use qemu_plugin::{
     qemu_plugin_outs,
 };
 
-/// One core's caches.
-struct Core {
-    l1d: Cache,
-    l1i: Cache,
-    l2: Option<Cache>,
+/// One core's caches: `Cache` in a shard, `Mutex<Cache>` when vCPUs share the core (a
+/// lock per cache, as cache.c has, so one vCPU's fetch and another's data access do not
+/// wait for each other).
+struct Core<C = Cache> {
+    l1d: C,
+    l1i: C,
+    l2: Option<C>,
 }
 
 /// A geometry: block size, associativity, size.
@@ -68,7 +70,7 @@ enum Cores {
     /// One per vCPU, in its shard (system mode, `cores` = the vCPUs).
     InShards,
     /// Shared by the vCPUs `i` with the same `i % cores`.
-    Shared(Vec<Mutex<Core>>),
+    Shared(Vec<Core<Mutex<Cache>>>),
 }
 
 struct CachePlugin {
@@ -102,13 +104,16 @@ struct Total {
     cores: BTreeMap<usize, CoreStats>,
 }
 
-fn stats(core: &Core) -> CoreStats {
-    let l2 = core.l2.as_ref().map_or((0, 0), |c| (c.accesses, c.misses));
+fn stats(l1d: &Cache, l1i: &Cache, l2: Option<&Cache>) -> CoreStats {
     [
-        (core.l1d.accesses, core.l1d.misses),
-        (core.l1i.accesses, core.l1i.misses),
-        l2,
+        (l1d.accesses, l1d.misses),
+        (l1i.accesses, l1i.misses),
+        l2.map_or((0, 0), |c| (c.accesses, c.misses)),
     ]
+}
+
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+    cache.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// cache.c's `append_stats_line`.
@@ -146,41 +151,49 @@ impl CachePlugin {
         }
     }
 
-    /// Runs `f` on the core of the executing vCPU and its miss table.
+    /// Feeds one access of instruction `id` to the executing vCPU's core (L1 data if
+    /// `data`, else L1 fetch; L2 on a miss) and counts its misses.
     #[inline]
-    fn with_core(&self, cpu: &mut Vcpu<Self>, f: impl FnOnce(&mut Core, &mut Misses)) {
+    fn access(&self, cpu: &mut Vcpu<Self>, id: usize, addr: u64, data: bool) {
         let index = cpu.index() as usize;
         let shard: &mut Shard = cpu;
         match &self.cores {
             Cores::InShards => {
-                if let Some(core) = shard.core.as_mut() {
-                    f(core, &mut shard.misses);
+                if let Some(Core { l1d, l1i, l2 }) = shard.core.as_mut() {
+                    let l1_hit = if data { l1d } else { l1i }.access(addr);
+                    let l2_missed = |a| l2.as_mut().is_some_and(|c| !c.access(a));
+                    count(l1_hit, l2_missed, &mut shard.misses, id, addr, data);
                 }
             }
             Cores::Shared(cores) => {
-                let mut core = cores[index % self.ncores]
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner());
-                f(&mut core, &mut shard.misses);
+                let core = &cores[index % self.ncores];
+                // L1's lock is released before L2's is taken, as in cache.c.
+                let l1_hit = lock(if data { &core.l1d } else { &core.l1i }).access(addr);
+                let l2_missed = |a| core.l2.as_ref().is_some_and(|c| !lock(c).access(a));
+                count(l1_hit, l2_missed, &mut shard.misses, id, addr, data);
             }
         }
     }
 }
 
-/// Feeds one access to L1 (`data` or fetch) and, on a miss, to L2, counting the misses of
-/// instruction `id`.
-fn access(core: &mut Core, misses: &mut Misses, id: usize, addr: u64, data: bool) {
+/// Counts the misses of instruction `id` for one access that L1 hit or missed; on an L1
+/// miss, feeds it to L2 (`l2_missed` says whether it missed there; false without L2).
+fn count(
+    l1_hit: bool,
+    l2_missed: impl FnOnce(u64) -> bool,
+    misses: &mut Misses,
+    id: usize,
+    addr: u64,
+    data: bool,
+) {
     if id >= misses.len() {
         misses.resize(id + 1, [0; 3]);
     }
-    let l1 = if data { &mut core.l1d } else { &mut core.l1i };
-    if l1.access(addr) {
+    if l1_hit {
         return;
     }
     misses[id][usize::from(!data)] += 1;
-    if let Some(l2) = &mut core.l2
-        && !l2.access(addr)
-    {
+    if l2_missed(addr) {
         misses[id][2] += 1;
     }
 }
@@ -294,7 +307,14 @@ impl PerVcpu for CachePlugin {
         };
         if !(system && ncores as u64 == vcpus) {
             let cores = (0..ncores)
-                .map(|i| Mutex::new(plugin.new_core(i as u64)))
+                .map(|i| {
+                    let Core { l1d, l1i, l2 } = plugin.new_core(i as u64);
+                    Core {
+                        l1d: Mutex::new(l1d),
+                        l1i: Mutex::new(l1i),
+                        l2: l2.map(Mutex::new),
+                    }
+                })
                 .collect();
             plugin.cores = Cores::Shared(cores);
         }
@@ -336,14 +356,10 @@ impl PerVcpu for CachePlugin {
                     return;
                 }
                 let effective = hw.map_or(a.vaddr, |h| phys_addr(&h));
-                let plugin = cpu.handle().plugin();
-                plugin.with_core(cpu, |core, misses| {
-                    access(core, misses, id, effective, true)
-                });
+                cpu.handle().plugin().access(cpu, id, effective, true);
             });
             insn.on_exec(move |cpu: &mut Vcpu<Self>| {
-                let plugin = cpu.handle().plugin();
-                plugin.with_core(cpu, |core, misses| access(core, misses, id, addr, false));
+                cpu.handle().plugin().access(cpu, id, addr, false);
             });
         }
         Ok(())
@@ -362,7 +378,10 @@ impl PerVcpu for CachePlugin {
         }
         if let Some(core) = &shard.core {
             let s = total.cores.entry(index % self.ncores).or_default();
-            for (k, (a, m)) in stats(core).into_iter().enumerate() {
+            for (k, (a, m)) in stats(&core.l1d, &core.l1i, core.l2.as_ref())
+                .into_iter()
+                .enumerate()
+            {
                 s[k].0 += a;
                 s[k].1 += m;
             }
@@ -374,7 +393,11 @@ impl PerVcpu for CachePlugin {
         let per_core: Vec<CoreStats> = (0..self.ncores)
             .map(|i| match &self.cores {
                 Cores::InShards => total.cores.get(&i).copied().unwrap_or_default(),
-                Cores::Shared(cores) => stats(&cores[i].lock().unwrap_or_else(|p| p.into_inner())),
+                Cores::Shared(cores) => {
+                    let c = &cores[i];
+                    let l2 = c.l2.as_ref().map(lock);
+                    stats(&lock(&c.l1d), &lock(&c.l1i), l2.as_deref())
+                }
             })
             .collect();
         let mut out = String::from(

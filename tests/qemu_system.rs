@@ -44,10 +44,10 @@ fn hole1_system_exit_from_a_vcpu_while_the_others_run() {
     );
     // isa-debug-exit: QEMU exits with (value << 1) | 1 for the guest's value 1; no other
     // path makes qemu-system exit with 3, so the status alone shows the device ended the
-    // run. (The guest's "exiting" line is not checked: QEMU exits from the vCPU thread
-    // before the serial backend has always written it out; CI once saw it cut mid-word.)
+    // run. The guest's console is not checked: QEMU exits from the vCPU thread before the
+    // serial backend has always written it out (CI saw the last line cut mid-word once,
+    // and once no guest line at all); the four vCPUs are checked in the plugin's report.
     assert_eq!(r.status.code(), Some(3), "{}", r.describe());
-    assert!(r.stdout.contains("guest: 4 cpus"), "{}", r.describe());
     assert!(!r.log.contains("stayed inside"), "{}", r.describe());
     let counts = parse_insn(&r.log);
     eprintln!(

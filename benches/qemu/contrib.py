@@ -87,12 +87,13 @@ PLUGINS = [
      "cache per access and counts misses with atomics on shared records. User mode only: in "
      "system mode one boot with both plugins took 8 minutes (docs/contrib-plugins.md)"),
     ("bbv",       "outfile={trace}",  "user system",   60_000_000,  False,
-     "inline add per block (instructions) and per-vCPU block counts; a conditional callback "
-     "writes a line every interval. C: a scoreboard per block, entries per vCPU"),
+     "two inline adds per block (the interval's instructions, and the block's slot in the "
+     "vCPU's table) and a conditional callback that writes a line every interval (default "
+     "100,000,000 instructions). C: the same, with a scoreboard per block"),
     ("stoptrigger", "icount=1000000000000000", "user system", 80_000_000, False,
-     "inline add per instruction and a conditional callback per block (never taken here: "
-     "the count is never reached); C the same through a scoreboard. So this times the "
-     "instrumentation alone"),
+     "per instruction: an inline add, an inline store of its address, and a conditional "
+     "callback (never taken here: the count is never reached); C the same. So this times "
+     "the instrumentation alone"),
     ("hwprofile", "",                 "system:1",      0,           True,
      "memory callback per access (hwaddr lookup; device accesses counted); C: one global "
      "mutex around a hash table per device access. System mode only (devices), and at -smp 1 "

@@ -193,7 +193,7 @@ TAIL
 
 GUEST="$CACHE/guest"
 # Bump when the initramfs below changes, so that cached guests are rebuilt.
-GUEST_VERSION=5
+GUEST_VERSION=6
 guest() {
   if [ -f "$GUEST/vmlinuz" ] && [ -f "$GUEST/initrd.gz" ] \
      && [ "$(cat "$GUEST/version" 2>/dev/null)" = "$GUEST_VERSION" ]; then
@@ -258,14 +258,23 @@ C
   write_guest_init "$root/init" "$(cat <<'CASES'
 # With `setpc` on the kernel command line: run /bin/ud2probe (which dies of SIGILL unless
 # a plugin skips its `ud2`), say how it exited, power off.
-# With `debugexit` on the kernel command line: spin on every CPU but the last, and exit
-# QEMU from the last one through the isa-debug-exit device at port 0xf4 (QEMU exits with
-# status (1 << 1) | 1 = 3), with the other vCPUs still executing.
 case "$(cat /proc/cmdline)" in *setpc*)
   /bin/ud2probe
   echo "guest: ud2probe exit $?"
   poweroff -f
 esac
+# With `ipsprobe` on the kernel command line: time a 5,000-turn shell loop on CPU 0 by
+# the guest's own clock (/proc/uptime, before and after), print both readings, power off.
+case "$(cat /proc/cmdline)" in *ipsprobe*)
+  read t0 rest </proc/uptime
+  i=0; while [ $i -lt 5000 ]; do i=$((i+1)); done
+  read t1 rest </proc/uptime
+  echo "guest: ipsprobe uptime $t0 $t1"
+  poweroff -f
+esac
+# With `debugexit` on the kernel command line: spin on every CPU but the last, and exit
+# QEMU from the last one through the isa-debug-exit device at port 0xf4 (QEMU exits with
+# status (1 << 1) | 1 = 3), with the other vCPUs still executing.
 case "$(cat /proc/cmdline)" in *debugexit*)
   last=$((n-1))
   c=0

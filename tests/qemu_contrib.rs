@@ -13,6 +13,9 @@ mod common;
 mod c_format;
 
 use common::*;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 /// The part of `log` from the `n`-th occurrence (0-based) of `header` to the next one or
 /// the end.
@@ -966,4 +969,230 @@ fn hwprofile_agrees_with_hwprofile_c_in_system_mode() {
             assert!(ours.iter().all(|b| b.contains("\n  pc:")), "{ours:?}");
         }
     }
+}
+
+/// The guest's `ipsprobe` line: its clock (`/proc/uptime`) before and after a shell loop
+/// on CPU 0.
+fn ipsprobe(r: &Run) -> (f64, f64) {
+    let line = r
+        .stdout
+        .lines()
+        .find_map(|l| l.split("guest: ipsprobe uptime ").nth(1))
+        .unwrap_or_else(|| panic!("no ipsprobe line\n{}", r.describe()));
+    let t: Vec<f64> = line
+        .split_whitespace()
+        .map(|w| w.parse().unwrap_or_else(|_| panic!("{line:?}")))
+        .collect();
+    assert_eq!(t.len(), 2, "{line:?}");
+    (t[0], t[1])
+}
+
+/// `ips` in system mode: qemu-system-x86_64 10.0 (plugin API 4) boots the Linux guest on
+/// one vCPU three times: with no plugin, with QEMU's C plugin (built for API 4), and with
+/// the rewrite, both at `ips=100m,ipq=1000000`. ips.c prints nothing; what it changes is
+/// how fast the guest runs by its own clock, so the guest times a shell loop by
+/// `/proc/uptime` and prints the readings before and after (`ipsprobe` on the kernel
+/// command line). Compared: the clock at the loop's start (the boot, about 1.2e9
+/// instructions), and the loop's length, each within 15% of the C plugin's. The free boot
+/// shows that the check can fail: its loop must be at least twice as fast as under ips.c.
+/// Also: the rewrite refuses to install beside ips.c (QEMU gives time control to one
+/// plugin only; ips.c aborts QEMU there), and in linux-user (no time control at all).
+#[test]
+fn ips_slows_the_guest_as_ips_c_does() {
+    const ARGS: &[&str] = &["ips=100m", "ipq=1000000"];
+    let boot = |label: &str, plugins: &[Plugin]| {
+        let r = run_system_with(
+            label,
+            plugins,
+            &SystemExtras {
+                append: &["ipsprobe"],
+                smp: Some(1),
+                ..SystemExtras::default()
+            },
+        );
+        r.assert_success();
+        let t = ipsprobe(&r);
+        eprintln!("{label}: uptime {t:?} ({:.1?})", r.elapsed);
+        t
+    };
+    let free = boot("contrib-ips-free", &[]);
+    let c = boot(
+        "contrib-ips-c",
+        &[Plugin::new(contrib_plugin_v4("ips"), ARGS)],
+    );
+    let ours = boot("contrib-ips", &[Plugin::new(example(Api::V4, "ips"), ARGS)]);
+    let (lf, lc, lo) = (free.1 - free.0, c.1 - c.0, ours.1 - ours.0);
+    assert!(
+        lc >= 2.0 * lf,
+        "under ips.c the loop should take at least twice as long as with no plugin, to tell \
+         them apart: {lc:.2} s against {lf:.2} s"
+    );
+    let near = |a: f64, b: f64| (a / b - 1.0).abs() <= 0.15;
+    assert!(
+        near(ours.0, c.0),
+        "boot: guest clock {:.2} s (rewrite) against {:.2} s (ips.c)",
+        ours.0,
+        c.0
+    );
+    assert!(
+        near(lo, lc),
+        "loop: {lo:.2} s (rewrite) against {lc:.2} s (ips.c)"
+    );
+
+    let r = run_system_with(
+        "contrib-ips-twice",
+        &[
+            Plugin::new(contrib_plugin_v4("ips"), ARGS),
+            Plugin::new(example(Api::V4, "ips"), ARGS),
+        ],
+        &SystemExtras {
+            smp: Some(1),
+            ..SystemExtras::default()
+        },
+    );
+    let text = r.assert_refused_at_install("guest: 1 cpus");
+    assert!(text.contains("no control of time"), "{}", r.describe());
+
+    let r = run_user(
+        "contrib-ips-user",
+        &[Plugin::new(example(Api::V5, "ips"), ARGS)],
+        "compute",
+        &["1"],
+    );
+    let text = r.assert_refused_at_install("compute:");
+    assert!(text.contains("no control of time"), "{}", r.describe());
+}
+
+/// Runs two qemu-x86_64 10.2 instances in lockstep: `first` (which creates the socket and
+/// waits for the other at install) and, once its socket listens (`/proc/net/unix`),
+/// `second`, each on the `compute` guest with its own argument. Returns both runs.
+fn lockstep_pair(label: &str, first: (&Path, &str), second: (&Path, &str)) -> (Run, Run) {
+    static PAIRS: AtomicUsize = AtomicUsize::new(0);
+    let sock = std::env::temp_dir().join(format!(
+        "qemu-plugin-lockstep-{}-{}.sock",
+        std::process::id(),
+        PAIRS.fetch_add(1, Ordering::Relaxed)
+    ));
+    let _ = std::fs::remove_file(&sock);
+    let arg = format!("sockpath={}", sock.display());
+    let start = |(plugin, guest_arg): (&Path, &str), side: &str| {
+        let (label, plugin, arg) = (
+            format!("{label}-{side}"),
+            Plugin::new(plugin.to_path_buf(), &[&arg]),
+            guest_arg.to_string(),
+        );
+        std::thread::spawn(move || run_user(&label, &[plugin], "compute", &[&arg]))
+    };
+    let a = start(first, "a");
+    let listening = |path: &Path| {
+        let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+        let path = path.to_string_lossy();
+        // Flags 00010000: __SO_ACCEPTCON, a socket that listen() was called on.
+        table
+            .lines()
+            .any(|l| l.ends_with(&*path) && l.split_whitespace().nth(3) == Some("00010000"))
+    };
+    let t0 = Instant::now();
+    while !listening(&sock) {
+        assert!(
+            !a.is_finished(),
+            "the first instance ended before listening on {}",
+            sock.display()
+        );
+        assert!(
+            t0.elapsed() < Duration::from_secs(120),
+            "no socket listening at {} after 120 s",
+            sock.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let b = start(second, "b").join().expect("second instance");
+    let a = a.join().expect("first instance");
+    assert!(
+        !sock.exists(),
+        "the socket file is left behind: {}",
+        sock.display()
+    );
+    (a, b)
+}
+
+/// `lockstep`: two qemu-x86_64 10.2 instances run the deterministic `compute` guest in
+/// lockstep, with QEMU's C plugin on both sides, with the rewrite on both, and with one
+/// of each (the wire format is the C plugin's).
+/// - Same guest (`compute 3` twice): every side's output (socket line, `No divergence`,
+///   executed blocks and instructions) is byte for byte the C pair's, side by side; the
+///   instruction count is also checked against a third count of the same program, the
+///   reference `insn` plugin's, to within the blocks' assumed-complete rounding (`~`).
+/// - Different guests (`compute 3` against `compute 4`): the divergence report (the
+///   `@ ...` lines, the last blocks, `giving up`) is byte for byte the C pair's, and both
+///   guests still finish.
+#[test]
+fn lockstep_agrees_with_lockstep_c() {
+    let (c, rs) = (contrib_plugin("lockstep"), example(Api::V5, "lockstep"));
+    let logs = |(a, b): (Run, Run)| {
+        a.assert_success();
+        b.assert_success();
+        (a.log, b.log)
+    };
+    let same_c = logs(lockstep_pair("contrib-lockstep-c", (&c, "3"), (&c, "3")));
+    let same_rs = logs(lockstep_pair("contrib-lockstep", (&rs, "3"), (&rs, "3")));
+    let mixed = logs(lockstep_pair(
+        "contrib-lockstep-mixed",
+        (&c, "3"),
+        (&rs, "3"),
+    ));
+    eprintln!("lockstep, same guest:\n{}{}", same_rs.0, same_rs.1);
+    assert!(
+        same_c
+            .0
+            .starts_with("setup_socket::ready\nNo divergence :-)\n"),
+        "{same_c:?}"
+    );
+    assert!(
+        same_c
+            .1
+            .starts_with("connect_socket::ready\nNo divergence :-)\n"),
+        "{same_c:?}"
+    );
+    assert_eq!(same_rs, same_c);
+    assert_eq!(mixed, same_c);
+
+    // A third count: the reference insn plugin on the same guest and argument.
+    let r = run_user(
+        "contrib-lockstep-insn",
+        &[Plugin::new(ref_plugin("insn"), &[])],
+        "compute",
+        &["3"],
+    );
+    r.assert_success();
+    let counted = parse_insn(&r.log).total;
+    let approx: u64 = same_rs
+        .0
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Executed ~")?
+                .strip_suffix(" instructions")?
+                .parse()
+                .ok()
+        })
+        .expect("an instruction line");
+    assert!(
+        approx.abs_diff(counted) < counted / 100,
+        "lockstep counted ~{approx} instructions, insn {counted}"
+    );
+
+    let apart_c = logs(lockstep_pair(
+        "contrib-lockstep-apart-c",
+        (&c, "3"),
+        (&c, "4"),
+    ));
+    let apart_rs = logs(lockstep_pair(
+        "contrib-lockstep-apart",
+        (&rs, "3"),
+        (&rs, "4"),
+    ));
+    eprintln!("lockstep, different guests:\n{}", apart_rs.0);
+    assert!(apart_c.0.contains("giving up\n"), "{apart_c:?}");
+    assert!(!apart_c.0.contains("No divergence"), "{apart_c:?}");
+    assert_eq!(apart_rs, apart_c);
 }

@@ -318,6 +318,23 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
             &["addr=zz"],
             &["`addr`", "`zz`", "an address"],
         ),
+        case("ips", &["bogus=1"], &["`bogus`", "unknown", "ips, ipq"]),
+        case("ips", &["ips=abc"], &["`ips`", "`abc`", "k, m or g"]),
+        case("ips", &["ips=10x"], &["`ips`", "`10x`", "k, m or g"]),
+        case("ips", &["ips=0"], &["`ips`", "`0`", "positive"]),
+        case("ips", &["ips=5"], &["`ips`", "`5`", "at least 10"]),
+        case("ips", &["ipq=0"], &["`ipq`", "`0`"]),
+        case("lockstep", &["verbose=on"], &["`sockpath`", "missing"]),
+        case(
+            "lockstep",
+            &["sockpath=/tmp", "verbose=maybe"],
+            &["`verbose`", "`maybe`"],
+        ),
+        case(
+            "lockstep",
+            &[&format!("sockpath={missing}/sock")],
+            &["`sockpath`", "Unix socket"],
+        ),
     ];
 
     // Every boolean: a word that is not one, an integer, and an empty value.

@@ -181,36 +181,9 @@ mod plugin {
 
 /// Before plugin API 4 (QEMU 9.2) there is no time control: the plugin refuses to install.
 #[cfg(not(since_api_4))]
-mod plugin {
-    use qemu_plugin::{Args, Failure, Info, PerVcpu, Result, VCPUIndex, Vcpu, per_vcpu};
+#[macro_use]
+#[path = "support/refuse.rs"]
+mod refuse;
 
-    pub struct Ips;
-
-    impl PerVcpu for Ips {
-        type Config = ();
-        type Shard = ();
-        type Total = ();
-
-        fn new(_args: &Args, _info: &Info) -> Result<(Self, ())> {
-            Err(Failure::Unsupported {
-                api: "qemu_plugin_request_time_control",
-                needs: "9.2",
-            }
-            .into())
-        }
-
-        fn new_shard(&self, _vcpu: VCPUIndex) -> Result<()> {
-            Ok(())
-        }
-
-        fn merge(&self, _total: &mut (), _cpu: Vcpu<Self>) -> Result<()> {
-            Ok(())
-        }
-
-        fn on_exit(&self, _total: ()) -> Result<()> {
-            Ok(())
-        }
-    }
-
-    per_vcpu!(Ips);
-}
+#[cfg(not(since_api_4))]
+refuse_to_install!(Ips, "qemu_plugin_request_time_control", "9.2");

@@ -294,6 +294,13 @@ CASES
   echo "$GUEST_VERSION" >"$GUEST/version"
 }
 
+# ---------------------------------------------------------------- uftrace
+# Debian's uftrace tool: the uftrace plugin's test reads both plugins' traces with it.
+uftrace_tool() {
+  if command -v uftrace >/dev/null 2>&1; then log "uftrace present: $(command -v uftrace)"; return 0; fi
+  apt_install uftrace
+}
+
 # ---------------------------------------------------------------- aarch64 and riscv64
 # One job per file, like the QEMU 7.2 and 11 ones; sourced here because they use $SRC_DIR
 # and user_mode from above.
@@ -360,8 +367,10 @@ case "$what" in
   arch-system) arch_system ;;
   arch-guests) arch_guests ;;
   contrib-v4) contrib_v4 ;;
+  uftrace) uftrace_tool ;;
   all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system
-       cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra; contrib_v4 ;;
-  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests|contrib-v4]" ;;
+       cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra; contrib_v4
+       uftrace_tool ;;
+  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests|contrib-v4|uftrace]" ;;
 esac
 write_env

@@ -13,7 +13,7 @@ mod common;
 mod c_format;
 
 use common::*;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -1196,3 +1196,272 @@ fn lockstep_agrees_with_lockstep_c() {
     assert!(!apart_c.0.contains("No divergence"), "{apart_c:?}");
     assert_eq!(apart_rs, apart_c);
 }
+
+/// One record of a uftrace `.dat` file: time, type (0 entry, 1 exit), depth, address.
+type UftraceRecord = (u64, u64, u64, u64);
+
+/// The records of a uftrace `.dat` file (16 bytes each: the time, then the type, magic,
+/// depth and address packed into a word, little-endian), checking each one's magic.
+fn uftrace_records(path: &Path) -> Vec<UftraceRecord> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    assert!(bytes.len().is_multiple_of(16), "{}", path.display());
+    bytes
+        .chunks(16)
+        .map(|c| {
+            let time = u64::from_le_bytes(c[..8].try_into().unwrap());
+            let data = u64::from_le_bytes(c[8..].try_into().unwrap());
+            assert_eq!((data >> 3) & 0b111, 5, "record magic in {}", path.display());
+            (time, data & 0b111, (data >> 6) & 0x3ff, data >> 16)
+        })
+        .collect()
+}
+
+/// The address ranges of the lines of a `sid-0.map` (a copy of `/proc/self/maps`) that map
+/// `program`.
+fn mapped_ranges(map: &str, program: &Path) -> Vec<std::ops::Range<u64>> {
+    let name = program.to_string_lossy();
+    map.lines()
+        .filter(|l| l.ends_with(&*name))
+        .map(|l| {
+            let (lo, hi) = l
+                .split_whitespace()
+                .next()
+                .unwrap()
+                .split_once('-')
+                .unwrap();
+            u64::from_str_radix(lo, 16).unwrap()..u64::from_str_radix(hi, 16).unwrap()
+        })
+        .collect()
+}
+
+/// `uftrace replay` of a trace directory, without durations or thread ids, with the
+/// names of addresses that are no symbol (`<7ffe12345678>`, read from stack data where
+/// the unwind walks through code without frame pointers) blanked.
+fn uftrace_replay(dir: &Path) -> String {
+    let out = std::process::Command::new("uftrace")
+        .args(["replay", "-f", "none", "-d"])
+        .arg(dir)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run uftrace ({e}): install Debian's uftrace package \
+                 (`scripts/provision-qemu.sh uftrace`)"
+            )
+        });
+    assert!(
+        out.status.success(),
+        "uftrace replay -d {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut blanked = String::new();
+    for line in text.lines() {
+        let mut rest = line;
+        while let Some(i) = rest.find('<') {
+            blanked.push_str(&rest[..=i]);
+            rest = &rest[i + 1..];
+            let hex = rest.len()
+                - rest
+                    .trim_start_matches(|c: char| c.is_ascii_hexdigit())
+                    .len();
+            if hex > 0 && rest[hex..].starts_with('>') {
+                blanked.push('?');
+                rest = &rest[hex..];
+            }
+        }
+        blanked.push_str(rest);
+        blanked.push('\n');
+    }
+    blanked
+}
+
+/// `uftrace`: QEMU's C plugin and the rewrite trace the `calls` guest (nested calls with
+/// frame pointers, `calls 3`) in separate runs, each in its own working directory, with
+/// and without `trace-privilege-level=on`. Compared:
+/// - the file list of `uftrace.data/`, and `info` and `task.txt`, byte for byte;
+/// - each trace file record by record: the type, the depth and the address are equal,
+///   except where uftrace.c's address lies outside the guest program's mappings (an
+///   unwind through code without frame pointers reads stack data as return addresses,
+///   which differ between runs): there the rewrite's must lie outside too; each time lies
+///   within the run (the wall clock in ns);
+/// - `sid-0.map`: the guest program's lines are the same (the rest is QEMU's own
+///   layout);
+/// - the guest's own count of its calls to `main`, `run`, `fib`, `sum` and `leaf` against
+///   the rewrite's entries into each (by the ELF symbol holding each entry's address);
+/// - x86_64: Debian's `uftrace replay` (0.13) reads both and shows the same calls (unknown
+///   addresses blanked);
+/// - aarch64 with privilege levels: uftrace.c's S-EL0 trace against the rewrite's NS-EL0
+///   one (uftrace.c reads a register QEMU does not have there; see the code).
+///
+/// On riscv64, which uftrace.c does not know either, the rewrite refuses to install.
+fn uftrace_writes_what_uftrace_c_writes(q: UserQemu) {
+    if q.arch() == Arch::Riscv64 {
+        let r = run_user_on(
+            q,
+            "contrib-uftrace-refused",
+            &[Plugin::new(example(q.api(), "uftrace"), &[])],
+            "calls",
+            &["3"],
+        );
+        let text = r.assert_refused_at_install("calls:");
+        assert!(text.contains("not supported"), "{}", r.describe());
+        return;
+    }
+    let program = guest_for(q.arch(), "calls");
+    for args in [&[][..], &["trace-privilege-level=on"]] {
+        let run = |label: &str, plugin: PathBuf| {
+            let cwd = run_dir(label);
+            let start = std::time::SystemTime::now();
+            let r = run_user_in(
+                q,
+                &cwd,
+                label,
+                &[Plugin::new(plugin, args)],
+                "calls",
+                &["3"],
+            );
+            r.assert_success();
+            let end = std::time::SystemTime::now();
+            let ns = |t: std::time::SystemTime| {
+                t.duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+            };
+            (r, cwd.join("uftrace.data"), ns(start)..ns(end))
+        };
+        let (_, c_dir, _) = run("contrib-uftrace-c", q.contrib_plugin("uftrace"));
+        let (r, dir, window) = run("contrib-uftrace", example(q.api(), "uftrace"));
+        let files = |d: &Path| {
+            let mut v: Vec<String> = std::fs::read_dir(d)
+                .unwrap_or_else(|e| panic!("{}: {e}", d.display()))
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            v.sort();
+            v
+        };
+        let names = files(&c_dir);
+        assert_eq!(files(&dir), names, "{}", r.describe());
+        let read = |d: &Path, f: &str| std::fs::read(d.join(f)).unwrap();
+        assert_eq!(read(&dir, "info"), read(&c_dir, "info"));
+        assert_eq!(read(&dir, "task.txt"), read(&c_dir, "task.txt"));
+        let c_map = String::from_utf8(read(&c_dir, "sid-0.map")).unwrap();
+        let map = String::from_utf8(read(&dir, "sid-0.map")).unwrap();
+        let program_lines = |m: &str| -> Vec<String> {
+            m.lines()
+                .filter(|l| l.ends_with(&*program.to_string_lossy()))
+                .map(String::from)
+                .collect()
+        };
+        assert_eq!(program_lines(&map), program_lines(&c_map));
+        let ranges = mapped_ranges(&c_map, &program);
+        assert!(!ranges.is_empty(), "{c_map}");
+        let in_program = |pc: u64| ranges.iter().any(|r| r.contains(&pc));
+        let mut total = 0;
+        // On aarch64 linux-user, which has no SCR_EL3, uftrace.c still reads it, through a
+        // null register handle that QEMU turns into register -1: `env->xregs[-1]`, the 8
+        // bytes before x0. It then files EL0 code as secure (S-EL0, trace 100); the rewrite
+        // as non-secure (NS-EL0, trace 101), as uftrace.c means to where SCR_EL3 is absent.
+        let swapped = q.arch() == Arch::Aarch64 && !args.is_empty();
+        let ours_for = |f: &str| match (swapped, f) {
+            (true, "100.dat") => "101.dat".to_string(),
+            (true, "101.dat") => "100.dat".to_string(),
+            _ => f.to_string(),
+        };
+        for f in names.iter().filter(|n| n.ends_with(".dat")) {
+            let c = uftrace_records(&c_dir.join(f));
+            let ours = uftrace_records(&dir.join(ours_for(f)));
+            assert_eq!(ours.len(), c.len(), "{f}: records");
+            for (i, (a, b)) in c.iter().zip(&ours).enumerate() {
+                let same = a.1 == b.1
+                    && a.2 == b.2
+                    && (a.3 == b.3 || (!in_program(a.3) && !in_program(b.3)));
+                assert!(same, "{f} record {i}: uftrace.c {a:x?}, rewrite {b:x?}");
+                assert!(
+                    window.contains(&b.0),
+                    "{f} record {i}: time {} outside the run",
+                    b.0
+                );
+            }
+            total += ours.len();
+        }
+        eprintln!(
+            "uftrace {args:?} on {:?}: {names:?}, {total} records",
+            q.arch()
+        );
+        assert!(total > 100, "{total} records");
+        // The guest's own call counts against the entries of each function, found by the
+        // ELF symbol that holds the entry's address (an entry is recorded at the first
+        // instruction after the new frame is set up, inside the function).
+        let said = r
+            .stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("calls: main="))
+            .unwrap_or_else(|| panic!("no call counts\n{}", r.describe()));
+        let said = format!("main={said}");
+        let functions = text_symbols(q.arch(), &program);
+        let entries: Vec<u64> = names
+            .iter()
+            .filter(|n| n.ends_with(".dat"))
+            .flat_map(|f| uftrace_records(&dir.join(f)))
+            .filter(|r| r.1 == 0)
+            .map(|r| r.3)
+            .collect();
+        for field in said.split_whitespace() {
+            let (name, n) = field.split_once('=').unwrap();
+            let entered = entries
+                .iter()
+                .filter(|&&pc| function_at(&functions, pc) == Some(name))
+                .count();
+            assert_eq!(
+                entered.to_string(),
+                n,
+                "entries of {name} (the guest says {said})"
+            );
+        }
+        if q.arch() == Arch::X86_64 {
+            // Debian's uftrace reads both traces and shows the same calls.
+            let replay = uftrace_replay(&dir);
+            assert_eq!(replay, uftrace_replay(&c_dir));
+            assert!(replay.contains("  fib() {\n"), "{replay}");
+        }
+    }
+}
+
+/// The function symbols (`t`/`T`) of an ELF file, by address, from binutils' `nm`.
+fn text_symbols(arch: Arch, program: &Path) -> Vec<(u64, String)> {
+    let out = std::process::Command::new(arch.nm())
+        .arg(program)
+        .output()
+        .expect("nm");
+    let mut v: Vec<(u64, String)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 3 && (f[1] == "t" || f[1] == "T"))
+                .then(|| (u64::from_str_radix(f[0], 16).unwrap(), f[2].to_string()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// The function whose code holds `pc`: the last symbol at or below it.
+fn function_at(functions: &[(u64, String)], pc: u64) -> Option<&str> {
+    let i = functions.partition_point(|(a, _)| *a <= pc);
+    (i > 0).then(|| functions[i - 1].1.as_str())
+}
+
+tests_on!(
+    x86_64_uftrace,
+    UserQemu::V10_2,
+    [uftrace_writes_what_uftrace_c_writes]
+);
+tests_on!(
+    aarch64_uftrace,
+    UserQemu::Aarch64,
+    [uftrace_writes_what_uftrace_c_writes]
+);
+tests_on!(
+    riscv64_uftrace,
+    UserQemu::Riscv64,
+    [uftrace_writes_what_uftrace_c_writes]
+);

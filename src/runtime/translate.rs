@@ -122,6 +122,14 @@ impl<'a, P: PerVcpu> Translation<'a, P> {
         exec::register(&self.tb, NO_REGS, shard_udata(self.rt, f));
     }
 
+    /// As [`Self::on_exec`], with register access `flags` (to read or write registers).
+    pub fn on_exec_flags<F>(&self, flags: CallbackFlags, f: F)
+    where
+        F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
+    {
+        exec::register(&self.tb, flags, shard_udata(self.rt, f));
+    }
+
     /// Runs `f` when the block executes and the executing vCPU's `counter <cond> imm`.
     #[cfg(since_api_3)]
     pub fn on_exec_if<F>(&self, counter: &InlineCounter, cond: Condition, imm: u64, f: F)

@@ -734,6 +734,26 @@ pub fn run_user_on(
     })
 }
 
+/// [`run_user_on`] with QEMU's working directory `cwd` (for plugins that write their
+/// files where QEMU runs, as `uftrace` does).
+pub fn run_user_in(
+    qemu: UserQemu,
+    cwd: &Path,
+    label: &str,
+    plugins: &[Plugin],
+    guest_name: &str,
+    guest_args: &[&str],
+) -> Run {
+    let program = guest_for(qemu.arch(), guest_name);
+    run(label, USER_TIMEOUT, |log| {
+        let mut argv = user_command(&[], plugins, log, &program, guest_args);
+        argv[0] = qemu.binary().into();
+        let mut cmd = user_process(&argv);
+        cmd.current_dir(cwd);
+        cmd
+    })
+}
+
 /// The command of a linux-user run, with the environment cleared (see [`run_user`]).
 fn user_process(argv: &[std::ffi::OsString]) -> Command {
     let mut cmd = Command::new(&argv[0]);

@@ -335,6 +335,16 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
             &[&format!("sockpath={missing}/sock")],
             &["`sockpath`", "Unix socket"],
         ),
+        case(
+            "uftrace",
+            &["trace-privilege-level=maybe"],
+            &["`trace-privilege-level`", "`maybe`"],
+        ),
+        case(
+            "uftrace",
+            &["bogus=1"],
+            &["`bogus`", "unknown", "trace-privilege-level"],
+        ),
     ];
 
     // Every boolean: a word that is not one, an integer, and an empty value.

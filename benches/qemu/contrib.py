@@ -99,7 +99,20 @@ PLUGINS = [
      "mutex around a hash table per device access. System mode only (devices), and at -smp 1 "
      "only: with more vCPUs QEMU 10.0 aborts in qemu_plugin_get_hwaddr (iotlb_to_section) in "
      "most boots"),
+    ("ips",       "",                 "system",        0,           False,
+     "an inline add per block and a conditional callback per quantum (ips/10 = 100,000,000 "
+     "instructions at the default ips=1g, which these boots never reach: no sleep), which "
+     "moves the virtual clock; C the same. System mode only: linux-user has no time control "
+     "(ips.c asserts)"),
+    ("uftrace",   "",                 "user system",   30_000_000,  False,
+     "a callback with register access on each block's first instruction and after each one "
+     "that names the frame pointer: reads it, and guest memory on a call, into the vCPU's "
+     "stack and trace buffer; C the same, its state in a scoreboard entry per vCPU. Writes "
+     "./uftrace.data in the run directory"),
 ]
+# Not timed: lockstep (two QEMU processes running in step, one socket round trip per block:
+# the pair's speed is the socket's, not a plugin's).
+
 
 # What each plugin's output must hold (regexes, in both C's and Rust's, every run) and,
 # in user mode, what they must agree on: a regex whose first match's group 1 is a number
@@ -123,6 +136,8 @@ OUTPUT = {
     "bbv": ([r"^T(:\d+:\d+ )+$"], "lines"),                     # intervals, all files
     "stoptrigger": (None, None),                                  # prints nothing untriggered
     "hwprofile": ([r"^Device, Address, RCPUs, Reads,  WCPUs, Writes$"], None),
+    "ips": (None, None),                                          # prints nothing
+    "uftrace": (None, None),                                      # writes uftrace.data/
 }
 
 import argparse  # noqa: E402
@@ -191,7 +206,10 @@ def run_qemu(cmd, stem, timeout, hang_retries=0, flake_retries=0, must_print=Non
     t0 = time.perf_counter()
     try:
         with open(out, "wb") as o, open(err, "wb") as e:
-            r = subprocess.run([str(c) for c in cmd], stdout=o, stderr=e, timeout=timeout)
+            # In the run directory: plugins that write files where QEMU runs (uftrace)
+            # write them there.
+            r = subprocess.run([str(c) for c in cmd], stdout=o, stderr=e, timeout=timeout,
+                               cwd=stem.parent)
     except subprocess.TimeoutExpired:
         if hang_retries <= 0:
             raise RunFailed(f"no exit after {timeout} s (console in {out}, {err}): {' '.join(map(str, cmd))}")

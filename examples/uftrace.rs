@@ -179,20 +179,19 @@ mod plugin {
 
     /// The wall-clock time in ns, as uftrace.c takes it.
     fn now() -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
+        match SystemTime::now().duration_since(UNIX_EPOCH) {
+            Ok(d) => d.as_secs() * 1_000_000_000 + u64::from(d.subsec_nanos()),
+            Err(_) => 0,
+        }
     }
 
     /// A register's value, its bytes in host order (the targets here are little-endian,
     /// as the hosts). A register QEMU will not read is a bug in the setup: reported once.
     fn read_register(reg: &RegisterDescriptor<'_>) -> u64 {
-        let bytes = reg
-            .read()
-            .unwrap_or_else(|e| panic!("uftrace: reading register {}: {e}", reg.name));
         let mut word = [0; 8];
-        let n = bytes.len().min(8);
-        word[..n].copy_from_slice(&bytes[..n]);
+        if let Err(e) = reg.read_into(&mut word) {
+            panic!("uftrace: reading register {}: {e}", reg.name);
+        }
         u64::from_ne_bytes(word)
     }
 
@@ -280,7 +279,8 @@ mod plugin {
         /// Before an instruction at `pc` where the frame pointer may have changed
         /// (uftrace.c's `track_callstack`).
         fn track(cpu: &mut Vcpu<Self>, pc: u64) {
-            let time = now();
+            // uftrace.c reads the clock first, on every call; most calls find the same
+            // function and record nothing, so here the clock is read only for a record.
             let fp = read_register(&cpu.fp);
             let level = cpu.level;
             let Shard { traces, stack, .. } = &mut **cpu;
@@ -288,13 +288,14 @@ mod plugin {
             if fp == 0 && stack.is_empty() {
                 // Only the pc: a change of function is not seen until a proper call.
                 stack.push(Frame { pc, fp });
-                trace.add(time, pc, stack.len(), Record::Entry);
+                trace.add(now(), pc, stack.len(), Record::Entry);
                 return;
             }
             let top = stack.last().copied().unwrap_or_default();
             if fp == top.fp {
                 return; // the same function
             }
+            let time = now();
             let caller = match stack.len() {
                 n if n >= 2 => stack[n - 2],
                 _ => Frame::default(),

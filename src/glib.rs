@@ -44,8 +44,24 @@ impl ByteArray {
         }
     }
 
-    pub(crate) fn to_vec(&self) -> Vec<u8> {
-        self.as_slice().to_vec()
+    /// Runs `f` with this thread's empty scratch array, kept from call to call so that a
+    /// register or memory read on a hot path allocates nothing. A nested call (none of
+    /// the crate's callers nest) gets a fresh array.
+    pub(crate) fn with_scratch<R>(f: impl FnOnce(&ByteArray) -> R) -> R {
+        thread_local! {
+            static SCRATCH: std::cell::Cell<Option<ByteArray>> = const { std::cell::Cell::new(None) };
+        }
+        let arr = SCRATCH
+            .try_with(|s| s.take())
+            .ok()
+            .flatten()
+            .unwrap_or_else(ByteArray::new);
+        // SAFETY: `arr.0` is a live GByteArray we own; shrinking it to 0 keeps its storage.
+        unsafe { sys::g_byte_array_set_size(arr.0, 0) };
+        let r = f(&arr);
+        // During thread teardown the slot may be gone: the array is then dropped (freed).
+        let _ = SCRATCH.try_with(|s| s.set(Some(arr)));
+        r
     }
 }
 

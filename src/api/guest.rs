@@ -30,17 +30,18 @@ fn len32(len: usize) -> Result<u32> {
 pub fn qemu_plugin_read_memory_vaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_read_memory_vaddr")?;
     let len = len32(buf.len())?;
-    let arr = ByteArray::new();
-    // SAFETY: `arr` is a real GByteArray that QEMU resizes to `len`.
-    if !unsafe { sys::qemu_plugin_read_memory_vaddr(addr, arr.as_ptr(), buf.len()) } {
-        return Err(Error::VaddrReadError { addr, len });
-    }
-    let got = arr.as_slice();
-    if got.len() < buf.len() {
-        return Err(Error::VaddrReadError { addr, len });
-    }
-    buf.copy_from_slice(&got[..buf.len()]);
-    Ok(())
+    ByteArray::with_scratch(|arr| {
+        // SAFETY: `arr` is a real GByteArray that QEMU resizes to `len`.
+        if !unsafe { sys::qemu_plugin_read_memory_vaddr(addr, arr.as_ptr(), buf.len()) } {
+            return Err(Error::VaddrReadError { addr, len });
+        }
+        let got = arr.as_slice();
+        if got.len() < buf.len() {
+            return Err(Error::VaddrReadError { addr, len });
+        }
+        buf.copy_from_slice(&got[..buf.len()]);
+        Ok(())
+    })
 }
 
 /// Writes `data` to guest virtual memory at `addr`. The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code
@@ -82,20 +83,21 @@ impl From<sys::qemu_plugin_hwaddr_operation_result> for crate::HwaddrOperationRe
 pub fn qemu_plugin_read_memory_hwaddr(addr: u64, buf: &mut [u8]) -> Result<()> {
     require_vcpu_thread("qemu_plugin_read_memory_hwaddr")?;
     let len = len32(buf.len())?;
-    let arr = ByteArray::new();
-    // SAFETY: as for the vaddr read.
-    let r: crate::HwaddrOperationResult =
-        unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) }.into();
-    let got = arr.as_slice();
-    if r != crate::HwaddrOperationResult::Ok || got.len() < buf.len() {
-        return Err(Error::HwaddrReadError {
-            addr,
-            len,
-            result: r,
-        });
-    }
-    buf.copy_from_slice(&got[..buf.len()]);
-    Ok(())
+    ByteArray::with_scratch(|arr| {
+        // SAFETY: as for the vaddr read.
+        let r: crate::HwaddrOperationResult =
+            unsafe { sys::qemu_plugin_read_memory_hwaddr(addr, arr.as_ptr(), buf.len()) }.into();
+        let got = arr.as_slice();
+        if r != crate::HwaddrOperationResult::Ok || got.len() < buf.len() {
+            return Err(Error::HwaddrReadError {
+                addr,
+                len,
+                result: r,
+            });
+        }
+        buf.copy_from_slice(&got[..buf.len()]);
+        Ok(())
+    })
 }
 
 /// Writes `data` to guest physical memory at `addr` (system mode). The buffer is only read; it is `&mut` because that is 10.1.0-v2's signature (so code

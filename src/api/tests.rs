@@ -51,6 +51,12 @@ impl HasCallbacks for GuestState {
                 let regs = REGS.lock().unwrap();
                 let rbx = regs.iter().find(|r| r.name == "rbx").expect("rbx listed");
                 note(format!("rbx {:?}", rbx.read().map(|v| v.to_vec())));
+                // Into caller buffers, twice in a row (the per-thread scratch array is
+                // emptied between reads): a short buffer gets the first bytes, a long one
+                // the value and its untouched rest; both return the register's size.
+                let (mut short, mut long) = ([0xaa_u8; 4], [0xaa_u8; 10]);
+                let sizes = (rbx.read_into(&mut short), rbx.read_into(&mut long));
+                note(format!("read_into {sizes:?} {short:?} {long:?}"));
                 #[cfg(feature = "num-traits")]
                 note(format!(
                     "rbx as integers: {:?} {:?} {:?}",
@@ -109,7 +115,7 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
     host.write_phys(0x2000, &[1, 2, 3, 4, 5, 6, 7, 8]);
     host.boot();
     host.run(&Workload::new().step(Block::synthetic(0x1000, 3), 1));
-    let seen = SEEN.lock().unwrap().clone();
+    let mut seen = SEEN.lock().unwrap().clone();
     let found = FOUND.lock().unwrap().clone();
     assert_eq!(found[0], "Ok(\"rbx\")");
     assert!(
@@ -118,6 +124,14 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
         found[1]
     );
     assert_eq!(seen[0], "mem Ok([1, 2, 3, 4, 5, 6, 7, 8])");
+    let into = seen
+        .iter()
+        .position(|l| l.starts_with("read_into"))
+        .unwrap();
+    assert_eq!(
+        seen.remove(into),
+        "read_into (Ok(8), Ok(8)) [1, 0, 0, 0] [1, 0, 0, 0, 0, 0, 0, 0, 170, 170]"
+    );
     // The mock's register file holds (vcpu << 16) | register number: rbx is register 1.
     assert_eq!(
         seen[1],

@@ -44,17 +44,35 @@ impl RegisterDescriptor<'_> {
 
     /// Reads the register's current value (target byte order).
     pub fn read(&self) -> Result<Vec<u8>> {
+        self.read_with(|bytes| bytes.to_vec())
+    }
+
+    /// Reads the register into `buf` without allocating (for hot paths): copies the
+    /// first `buf.len()` bytes of its value (target byte order) and returns the
+    /// register's size, which may be more or less than `buf.len()`; bytes of `buf` past
+    /// the value are left as they were. Needs: QEMU 9.0 (plugin API v2).
+    pub fn read_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.read_with(|bytes| {
+            let n = bytes.len().min(buf.len());
+            buf[..n].copy_from_slice(&bytes[..n]);
+            bytes.len()
+        })
+    }
+
+    /// Reads the register into this thread's scratch array and hands `f` its bytes.
+    fn read_with<R>(&self, f: impl FnOnce(&[u8]) -> R) -> Result<R> {
         require_vcpu_thread("qemu_plugin_read_register")?;
-        let buf = ByteArray::new();
-        // SAFETY: `buf` is a real glib array QEMU may resize; the handle is an opaque
-        // register number QEMU gave us (it is never dereferenced as memory).
-        let r = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
-        if !sys::register_access_ok(r, false) {
-            return Err(Error::RegisterReadError {
-                name: self.name.clone(),
-            });
-        }
-        Ok(buf.to_vec())
+        ByteArray::with_scratch(|buf| {
+            // SAFETY: `buf` is a real, empty glib array QEMU may append to; the handle is
+            // an opaque register number QEMU gave us (never dereferenced as memory).
+            let r = unsafe { sys::qemu_plugin_read_register(self.raw(), buf.as_ptr()) };
+            if !sys::register_access_ok(r, false) {
+                return Err(Error::RegisterReadError {
+                    name: self.name.clone(),
+                });
+            }
+            Ok(f(buf.as_slice()))
+        })
     }
 
     /// Whether QEMU refuses writes to this register (API 6 and later flag the PC so, as

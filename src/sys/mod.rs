@@ -259,6 +259,8 @@ unsafe extern "C" {
         data: *const u8,
         len: c_uint,
     ) -> *mut GByteArray;
+    /// glib `g_byte_array_set_size`.
+    pub fn g_byte_array_set_size(array: *mut GByteArray, length: c_uint) -> *mut GByteArray;
     /// glib `g_byte_array_free`.
     pub fn g_byte_array_free(array: *mut GByteArray, free_segment: gboolean) -> *mut u8;
     /// glib `g_array_free`.

@@ -153,7 +153,7 @@ impl CachePlugin {
 
     /// Feeds one access of instruction `id` to the executing vCPU's core (L1 data if
     /// `data`, else L1 fetch; L2 on a miss) and counts its misses.
-    #[inline]
+    #[inline(always)]
     fn access(&self, cpu: &mut Vcpu<Self>, id: usize, addr: u64, data: bool) {
         let index = cpu.index() as usize;
         let shard: &mut Shard = cpu;
@@ -166,7 +166,12 @@ impl CachePlugin {
                 }
             }
             Cores::Shared(cores) => {
-                let core = &cores[index % self.ncores];
+                // One core (user mode's default): no division on every access.
+                let core = &cores[if self.ncores == 1 {
+                    0
+                } else {
+                    index % self.ncores
+                }];
                 // L1's lock is released before L2's is taken, as in cache.c.
                 let l1_hit = lock(if data { &core.l1d } else { &core.l1i }).access(addr);
                 let l2_missed = |a| core.l2.as_ref().is_some_and(|c| !lock(c).access(a));
@@ -178,6 +183,10 @@ impl CachePlugin {
 
 /// Counts the misses of instruction `id` for one access that L1 hit or missed; on an L1
 /// miss, feeds it to L2 (`l2_missed` says whether it missed there; false without L2).
+/// Inlined, with the hit (almost every access) returning at once: only a miss looks at
+/// the table (growing it, out of line, if `id` is new to this vCPU), as cache.c only
+/// touches its per-instruction record on a miss.
+#[inline(always)]
 fn count(
     l1_hit: bool,
     l2_missed: impl FnOnce(u64) -> bool,
@@ -186,16 +195,24 @@ fn count(
     addr: u64,
     data: bool,
 ) {
-    if id >= misses.len() {
-        misses.resize(id + 1, [0; 3]);
-    }
     if l1_hit {
         return;
+    }
+    if id >= misses.len() {
+        grow(misses, id);
     }
     misses[id][usize::from(!data)] += 1;
     if l2_missed(addr) {
         misses[id][2] += 1;
     }
+}
+
+/// Makes room for instruction `id` in a vCPU's miss table (the first miss of each
+/// instruction only).
+#[cold]
+#[inline(never)]
+fn grow(misses: &mut Misses, id: usize) {
+    misses.resize(id + 1, [0; 3]);
 }
 
 /// A geometry from three integer arguments, or cache.c's reason to refuse it.

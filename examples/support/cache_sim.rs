@@ -109,7 +109,9 @@ impl Cache {
         (self.rng % self.assoc as u64) as usize
     }
 
-    /// One access: true on a hit. Counts it, and the miss.
+    /// One access: true on a hit. Counts it, and the miss. The hit path is inlined into
+    /// the callback; the miss (replacement) path is out of line.
+    #[inline(always)]
     pub fn access(&mut self, addr: u64) -> bool {
         self.accesses += 1;
         let tag = addr & self.tag_mask;
@@ -122,7 +124,17 @@ impl Cache {
             }
             return true;
         }
+        self.miss(tag, set);
+        false
+    }
+
+    /// The miss path of [`Self::access`]: picks a victim in `set` and puts `tag` there.
+    #[cold]
+    #[inline(never)]
+    fn miss(&mut self, tag: u64, set: usize) {
         self.misses += 1;
+        let base = set * self.assoc;
+        let ways = &self.blocks[base..base + self.assoc];
         let victim = match ways.iter().position(|&(_, v)| !v) {
             Some(free) => free,
             None => match self.policy {
@@ -137,6 +149,5 @@ impl Cache {
             Policy::Rand => {}
         }
         self.blocks[base + victim] = (tag, true);
-        false
     }
 }

@@ -34,6 +34,8 @@ mod cache_sim;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
 
+use crossbeam_utils::CachePadded;
+
 use cache_sim::{Cache, Policy, config_error};
 use qemu_plugin::{
     Args, Failure, Info, MemRW, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
@@ -42,7 +44,8 @@ use qemu_plugin::{
 
 /// One core's caches: `Cache` in a shard, `Mutex<Cache>` when vCPUs share the core (a
 /// lock per cache, as cache.c has, so one vCPU's fetch and another's data access do not
-/// wait for each other).
+/// wait for each other), each on cache lines of its own (padded), so that one cache's
+/// lock and counters, written on every access, do not share a line with another's.
 struct Core<C = Cache> {
     l1d: C,
     l1i: C,
@@ -70,7 +73,7 @@ enum Cores {
     /// One per vCPU, in its shard (system mode, `cores` = the vCPUs).
     InShards,
     /// Shared by the vCPUs `i` with the same `i % cores`.
-    Shared(Vec<Core<Mutex<Cache>>>),
+    Shared(Vec<Core<CachePadded<Mutex<Cache>>>>),
 }
 
 struct CachePlugin {
@@ -327,9 +330,9 @@ impl PerVcpu for CachePlugin {
                 .map(|i| {
                     let Core { l1d, l1i, l2 } = plugin.new_core(i as u64);
                     Core {
-                        l1d: Mutex::new(l1d),
-                        l1i: Mutex::new(l1i),
-                        l2: l2.map(Mutex::new),
+                        l1d: CachePadded::new(Mutex::new(l1d)),
+                        l1i: CachePadded::new(Mutex::new(l1i)),
+                        l2: l2.map(|c| CachePadded::new(Mutex::new(c))),
                     }
                 })
                 .collect();
@@ -412,7 +415,7 @@ impl PerVcpu for CachePlugin {
                 Cores::InShards => total.cores.get(&i).copied().unwrap_or_default(),
                 Cores::Shared(cores) => {
                     let c = &cores[i];
-                    let l2 = c.l2.as_ref().map(lock);
+                    let l2 = c.l2.as_deref().map(lock);
                     stats(&lock(&c.l1d), &lock(&c.l1i), l2.as_deref())
                 }
             })

@@ -82,6 +82,8 @@ impl Inline {
 
 /// One vCPU's counts since its last line, and its file.
 struct Shard {
+    /// Instructions in this interval (plugin APIs before 3; later the inline counter).
+    #[cfg(not(since_api_3))]
     count: u64,
     /// Instructions executed per block number in this interval.
     per_block: Vec<u64>,
@@ -89,10 +91,9 @@ struct Shard {
 }
 
 impl Shard {
-    /// Writes the interval's line and starts the next interval: first the blocks counted
-    /// inline (`inline`, taken from the vCPU's table), then those this shard counted.
-    fn write_interval(&mut self, interval: u64, inline: impl IntoIterator<Item = (usize, u64)>) {
-        self.count = self.count.saturating_sub(interval);
+    /// Writes the interval's line: first the blocks counted inline (`inline`, taken from
+    /// the vCPU's table), then those this shard counted (which start again from zero).
+    fn write_interval(&mut self, inline: impl IntoIterator<Item = (usize, u64)>) {
         let mut line = String::from("T");
         for (index, n) in inline {
             line += &format!(":{index}:{n} ");
@@ -168,6 +169,7 @@ impl PerVcpu for Bbv {
             expected: format!("a prefix for files that can be created ({path}: {e})"),
         })?;
         Ok(Shard {
+            #[cfg(not(since_api_3))]
             count: 0,
             per_block: Vec::new(),
             file: Some(BufWriter::new(file)),
@@ -208,7 +210,7 @@ impl PerVcpu for Bbv {
                         (i, n)
                     })
                 });
-                cpu.write_interval(0, counts);
+                cpu.write_interval(counts);
             });
         }
         #[cfg(not(since_api_3))]
@@ -216,7 +218,9 @@ impl PerVcpu for Bbv {
             add(cpu, index, insns);
             cpu.count += insns;
             if cpu.count >= interval {
-                cpu.write_interval(interval, []);
+                // The overshoot past the interval counts towards the next, as in bbv.c.
+                cpu.count -= interval;
+                cpu.write_interval([]);
             }
         });
         Ok(())

@@ -174,3 +174,20 @@ fn memory_and_registers_go_through_real_glib_arrays_and_respect_flags() {
     );
     assert!(host.violations().is_empty(), "{:?}", host.violations());
 }
+
+/// Time control: QEMU hands it to the first plugin that asks (system mode only), and the
+/// handle moves the virtual clock, through the method and the free function alike.
+#[test]
+fn time_control_goes_to_the_first_asker_and_moves_the_virtual_clock() {
+    let host = MockHost::system(1);
+    assert_eq!(host.virtual_time_ns(), None);
+    let time = crate::qemu_plugin_request_time_control().expect("the first request is granted");
+    assert!(
+        crate::qemu_plugin_request_time_control().is_none(),
+        "a second request is refused"
+    );
+    time.update_ns(1_500);
+    assert_eq!(host.virtual_time_ns(), Some(1_500));
+    crate::qemu_plugin_update_ns(&time, 2_000);
+    assert_eq!(host.virtual_time_ns(), Some(2_000));
+}

@@ -722,16 +722,7 @@ pub fn run_user_on(
     guest_name: &str,
     guest_args: &[&str],
 ) -> Run {
-    let program = guest_for(qemu.arch(), guest_name);
-    let label = match qemu {
-        UserQemu::V10_2 => label.to_string(),
-        other => format!("{label}-{other:?}"),
-    };
-    run(&label, USER_TIMEOUT, |log| {
-        let mut argv = user_command(&[], plugins, log, &program, guest_args);
-        argv[0] = qemu.binary().into();
-        user_process(&argv)
-    })
+    run_user_at(qemu, None, label, plugins, guest_name, guest_args)
 }
 
 /// [`run_user_on`] with QEMU's working directory `cwd` (for plugins that write their
@@ -744,12 +735,30 @@ pub fn run_user_in(
     guest_name: &str,
     guest_args: &[&str],
 ) -> Run {
+    run_user_at(qemu, Some(cwd), label, plugins, guest_name, guest_args)
+}
+
+/// A linux-user run in `qemu`, in `cwd` (default: the target's temporary directory).
+fn run_user_at(
+    qemu: UserQemu,
+    cwd: Option<&Path>,
+    label: &str,
+    plugins: &[Plugin],
+    guest_name: &str,
+    guest_args: &[&str],
+) -> Run {
     let program = guest_for(qemu.arch(), guest_name);
-    run(label, USER_TIMEOUT, |log| {
+    let label = match qemu {
+        UserQemu::V10_2 => label.to_string(),
+        other => format!("{label}-{other:?}"),
+    };
+    run(&label, USER_TIMEOUT, |log| {
         let mut argv = user_command(&[], plugins, log, &program, guest_args);
         argv[0] = qemu.binary().into();
         let mut cmd = user_process(&argv);
-        cmd.current_dir(cwd);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
         cmd
     })
 }

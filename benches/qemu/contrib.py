@@ -48,6 +48,7 @@ Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 #   args   given to both sides, comma-separated, QEMU's spellings; `{trace}` becomes a
 #          per-run file under target/qemu-bench/contrib/
 #   modes  "user" and/or "system" (system mode also needs the API-4 symbol check);
+#          "pair": user mode, two instances run in step over a socket (lockstep), 1 thread;
 #          "system:1" limits system mode to those -smp values (the note says why)
 #   turns  walk.c loop turns per guest thread in user mode (picked so that the slowest
 #          configuration takes no more than ~15 s on 2 CPUs)
@@ -112,8 +113,12 @@ PLUGINS = [
      "minutes with the rewrite (uftrace.c makes the same register read on nearly every block "
      "of the kernel; its boot was not waited for)"),
 ]
-# Not timed: lockstep (two QEMU processes running in step, one socket round trip per block:
-# the pair's speed is the socket's, not a plugin's).
+PLUGINS.append(
+    ("lockstep", "",                  "pair",          40,          False,
+     "two QEMUs in step: before each block a socket round trip (send this side's position, "
+     "read the other's); C the same, its state in unlocked globals, the rewrite's under one "
+     "lock. Timed as pairs (none: two plain QEMUs side by side) on tests/guests/compute.c, "
+     "single-threaded (with threads the pair diverges by scheduling); turns = its rounds"))
 
 
 # What each plugin's output must hold (regexes, in both C's and Rust's, every run) and,
@@ -140,6 +145,8 @@ OUTPUT = {
     "hwprofile": ([r"^Device, Address, RCPUs, Reads,  WCPUs, Writes$"], None),
     "ips": (None, None),                                          # prints nothing
     "uftrace": (None, None),                                      # writes uftrace.data/
+    "lockstep": ([r"^No divergence :-\)$", r"^Executed (\d+)/\1 blocks$"],
+                 r"^Executed ~(\d+) instructions$"),             # both sides, every run
 }
 
 import argparse  # noqa: E402
@@ -264,6 +271,59 @@ def read_output(p, stem, trace):
     return log.read_text(errors="replace") if log.exists() else ""
 
 
+def listening(sock):
+    """Whether a Unix socket is listening at `sock` (/proc/net/unix flags __SO_ACCEPTCON)."""
+    try:
+        table = Path("/proc/net/unix").read_text()
+    except OSError:
+        return False
+    return any(f[-1] == str(sock) and f[3] == "00010000"
+               for f in (line.split() for line in table.splitlines()) if len(f) > 7)
+
+
+def pair_job(p, cfg, env, paths, stem, turns):
+    """Like `job`, for a plugin run by two QEMUs in step (`pair` mode): the first waits at
+    install for the second to connect; the time runs from the first's start until both
+    have exited. Both sides' outputs must agree on the check value."""
+    def go():
+        sock = RUNS / f"{p['name']}-{cfg}.sock"  # short: a socket path has at most 107 bytes
+        sock.unlink(missing_ok=True)
+        so = {"c": paths["c5"], "rs": paths["ex5"]}.get(cfg)
+        procs, files = [], []
+        t0 = time.perf_counter()
+        try:
+            for side in "ab":
+                s = stem.with_name(f"{stem.name}-{side}")
+                log = s.with_name(s.name + ".log")
+                log.unlink(missing_ok=True)
+                plug = plugin_arg(so / f"lib{p['name']}.so", f"sockpath={sock}", None) if so else []
+                cmd = [env["QEMU_USER"]] + plug + ["-d", "plugin", "-D", log, paths["compute"], turns]
+                files += [open(s.with_name(s.name + ".out"), "wb"), open(s.with_name(s.name + ".err"), "wb")]
+                procs.append((subprocess.Popen([str(c) for c in cmd], stdout=files[-2], stderr=files[-1],
+                                               cwd=RUNS), log))
+                while so and side == "a" and not listening(sock):
+                    if procs[0][0].poll() is not None or time.perf_counter() - t0 > 60:
+                        raise RunFailed(f"{p['name']} ({cfg}): the first side never listened at {sock}")
+                    time.sleep(0.002)
+            for proc, log in procs:
+                if proc.wait(timeout=USER_TIMEOUT) != 0:
+                    raise RunFailed(f"{p['name']} ({cfg}): exit {proc.returncode}; see {log}")
+        finally:
+            for proc, _ in procs:
+                if proc.poll() is None:
+                    proc.kill()
+            for f in files:
+                f.close()
+        dt = time.perf_counter() - t0
+        if cfg == "none":
+            return dt, None
+        vals = [check_output(p, cfg, log.read_text(errors="replace"), True) for _, log in procs]
+        if vals[0] != vals[1]:
+            raise RunFailed(f"{p['name']} ({cfg}): the two sides disagree: {vals}")
+        return dt, vals[0]
+    return go
+
+
 def job(p, cfg, cmd, stem, trace, timeout, mode):
     """A callable for run.interleave: runs once, checks the output, returns (s, check value)."""
     def go():
@@ -284,12 +344,13 @@ def build(env, plugins, args):
     """Builds the guest, the examples and the API-4 C plugins; returns paths and, per
     plugin, why it cannot run in system mode (None if it can)."""
     RUNS.mkdir(parents=True, exist_ok=True)
-    p = {"walk": OUT / "walk", "c5": Path(env["QEMU_CONTRIB_PLUGINS"]),
+    p = {"walk": OUT / "walk", "compute": OUT / "compute", "c5": Path(env["QEMU_CONTRIB_PLUGINS"]),
          "ex5": ROOT / "target" / "api-v5" / "release" / "examples",
          "ex4": ROOT / "target" / "api-v4" / "release" / "examples"}
     want_system = not args.no_system and any("system" in q["modes"] for q in plugins)
     if not args.no_build:
         run.sh(["gcc", "-O1", "-static", "-pthread", "-o", p["walk"], HERE / "walk.c"])
+        run.sh(["gcc", "-O1", "-static", "-o", p["compute"], ROOT / "tests" / "guests" / "compute.c"])
         run.sh(["cargo", "build", "--quiet", "--release", "--examples", "--target-dir", "target/api-v5"], cwd=ROOT)
         if want_system:
             run.sh(["cargo", "build", "--quiet", "--release", "--examples", "--no-default-features",
@@ -297,7 +358,8 @@ def build(env, plugins, args):
     # Time copies: the test suite builds into the same target/api-v* directories, and a
     # rebuild there must not swap a plugin between two repetitions.
     p["digests"] = {}
-    for key, modes in (("c5", ["user"]), ("ex5", ["user"]), ("ex4", ["system"] if want_system else [])):
+    for key, modes in (("c5", ["user", "pair"]), ("ex5", ["user", "pair"]),
+                       ("ex4", ["system"] if want_system else [])):
         snap = RUNS / {"c5": "c-v5", "ex5": "rs-v5", "ex4": "rs-v4"}[key]
         snap.mkdir(parents=True, exist_ok=True)
         for q in plugins:
@@ -370,10 +432,11 @@ def summarize(times):
 def user_mode(env, paths, plugins, args):
     res = {}
     for p in plugins:
-        if "user" not in p["modes"]:
+        pair = "pair" in p["modes"]
+        if "user" not in p["modes"] and not pair:
             continue
         turns = max(1, int(p["turns"] * args.scale))
-        for threads in args.threads:
+        for threads in [1] if pair else args.threads:
             label = f"user {p['name']} {threads}T"
             print(f"[{label}] {turns} turns per thread, args {p['args'] or '(none)'!r}", file=sys.stderr)
             jobs = {}
@@ -384,7 +447,8 @@ def user_mode(env, paths, plugins, args):
                 plug = plugin_arg(so / f"lib{p['name']}.so", p["args"], trace) if so else []
                 cmd = [env["QEMU_USER"]] + plug + ["-d", "plugin", "-D", stem.with_name(stem.name + ".log"),
                                                    paths["walk"], threads, turns]
-                jobs[cfg] = job(p, cfg, cmd, stem, trace, USER_TIMEOUT, "user")
+                jobs[cfg] = (pair_job(p, cfg, env, paths, stem, turns) if pair
+                             else job(p, cfg, cmd, stem, trace, USER_TIMEOUT, "user"))
             times, checks = run.interleave(label, jobs, args.reps, args.warmup)
             r = summarize(times)
             r["turns"] = turns
@@ -469,7 +533,9 @@ def report(meta, plugins, user, system, why_not):
     if user:
         L.append("User-mode guest: walk THREADS TURNS; turns per thread: " +
                  ", ".join(f"{p['name']} {user[(p['name'], meta['threads'][0])]['turns']:,}"
-                           for p in plugins if (p["name"], meta["threads"][0]) in user) + ".")
+                           for p in plugins if (p["name"], meta["threads"][0]) in user) + "."
+                 + (" Pairs (lockstep): two QEMUs in step on tests/guests/compute.c ROUNDS, ROUNDS "
+                    "given as its turns, 1 thread." if any("pair" in p["modes"] for p in plugins) else ""))
     for name, why in why_not.items():
         if why:
             L.append(f"- {name}: not timed in system mode: {why}.")

@@ -105,9 +105,9 @@ pub(crate) unsafe fn on_entered_shard<P: PerVcpu>(
     f(vcpu)
 }
 
-/// [`on_shard`] on the installed runtime, for callbacks whose userdata does not carry it
-/// (memory callbacks).
-#[inline(always)]
+/// [`on_shard`] on the installed runtime (the tests' way in; hooks find their shards
+/// from their userdata or closure).
+#[cfg(test)]
 pub(crate) fn on_exec<P: PerVcpu, const FENCED: bool>(
     index: VCPUIndex,
     f: impl FnOnce(&mut Vcpu<P>),

@@ -18,7 +18,7 @@ use super::inline::Condition;
 use super::inline::InlineCounter;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
-use super::shard_access::on_exec;
+use super::shard_access::on_shard;
 use super::vcpu::Vcpu;
 use crate::callbacks::exec;
 use crate::handles::insn::Instruction;
@@ -262,14 +262,17 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     {
         // The barrier is chosen now, as for the other exec callbacks (`runtime::exec`).
         let fenced = super::barrier::exec_fenced();
+        // The shards are found from the closure, as exec callbacks find them from their
+        // userdata: no lookup of the installed runtime on every access.
+        let first = self.rt.shards.first();
         // An `Fn` closure: no lock (the public `FnMut` registration takes one per call).
         self.insn.register_memory(
             crate::callbacks::exec::mem_udata(move |i, info, vaddr| {
                 let f = |v: &mut Vcpu<P>| f(v, MemAccess { vaddr, info });
                 if fenced {
-                    on_exec::<P, true>(i, f)
+                    on_shard::<P, true>(first, i, f)
                 } else {
-                    on_exec::<P, false>(i, f)
+                    on_shard::<P, false>(first, i, f)
                 }
             }),
             rw,

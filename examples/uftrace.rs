@@ -319,10 +319,6 @@ mod plugin {
         }
     }
 
-    fn register(name: &str) -> Result<RegisterDescriptor<'static>> {
-        find_register(name)
-    }
-
     impl PerVcpu for Uftrace {
         type Config = ();
         type Shard = Shard;
@@ -365,7 +361,7 @@ mod plugin {
         /// Finds the registers and creates (truncates) the vCPU's trace files, as
         /// uftrace.c's vCPU init does.
         fn new_shard(&self, vcpu: VCPUIndex) -> Result<Shard> {
-            let fp = register(self.arch.frame_pointer()).map_err(|e| {
+            let fp = find_register(self.arch.frame_pointer()).map_err(|e| {
                 Failure::Other(format!(
                     "uftrace: frame pointer register ({}) is not available{}: {e}",
                     self.arch.frame_pointer(),
@@ -379,12 +375,12 @@ mod plugin {
             let level_regs = match (self.levels, self.arch) {
                 (false, _) => None,
                 (true, Arch::X86_64) => Some(LevelRegs::X86 {
-                    cs: register("cs")?,
-                    cr0: register("cr0")?,
+                    cs: find_register("cs")?,
+                    cr0: find_register("cr0")?,
                 }),
                 (true, Arch::Aarch64) => Some(LevelRegs::Aarch64 {
-                    cpsr: register("cpsr")?,
-                    scr_el3: register("SCR_EL3").ok(),
+                    cpsr: find_register("cpsr")?,
+                    scr_el3: find_register("SCR_EL3").ok(),
                 }),
             };
             let base = (vcpu + 1) * ID_SCALE;

@@ -83,15 +83,13 @@ mod plugin {
         /// The end of a quantum on `cpu` (ips.c's `update_system_time`): sleep off the lead
         /// over `ips`, start the next quantum, move the clock forward.
         fn end_quantum(&self, cpu: &mut Vcpu<Self>) {
-            let vcpu = cpu.index();
-            let done = self.quantum.get(vcpu);
+            let done = cpu.take_inline(&self.quantum);
             let allowed = self.insns_during(cpu.started.elapsed());
             if done >= allowed {
                 let ahead = self.time_for(done - allowed);
                 std::thread::sleep(Duration::from_micros((ahead / 1000) as u64));
             }
             cpu.total += done;
-            self.quantum.set(vcpu, 0);
             cpu.started = Instant::now();
             let now = self.time_for(cpu.total);
             let mut clock = self.clock.lock().unwrap_or_else(|e| e.into_inner());

@@ -1426,19 +1426,12 @@ fn uftrace_writes_what_uftrace_c_writes(q: UserQemu) {
     }
 }
 
-/// The function symbols (`t`/`T`) of an ELF file, by address, from binutils' `nm`.
+/// The function symbols (`t`/`T`) of an ELF file, by address.
 fn text_symbols(arch: Arch, program: &Path) -> Vec<(u64, String)> {
-    let out = std::process::Command::new(arch.nm())
-        .arg(program)
-        .output()
-        .expect("nm");
-    let mut v: Vec<(u64, String)> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.len() == 3 && (f[1] == "t" || f[1] == "T"))
-                .then(|| (u64::from_str_radix(f[0], 16).unwrap(), f[2].to_string()))
-        })
+    let mut v: Vec<(u64, String)> = elf_symbols(arch, program)
+        .into_iter()
+        .filter(|(_, kind, _)| kind == "t" || kind == "T")
+        .map(|(addr, _, name)| (addr, name))
         .collect();
     v.sort();
     v

@@ -479,19 +479,34 @@ pub fn guest(name: &str) -> PathBuf {
     guest_for(Arch::X86_64, name)
 }
 
-/// The address of the global symbol `name` in the ELF file `program`, by binutils' `nm`.
-pub fn symbol_address(arch: Arch, program: &Path, name: &str) -> u64 {
+/// The defined symbols of the ELF file `program`, by binutils' `nm`: (address, type
+/// letter, name) in `nm`'s order.
+pub fn elf_symbols(arch: Arch, program: &Path) -> Vec<(u64, String, String)> {
     let out = Command::new(arch.nm())
         .arg(program)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {}: {e}", arch.nm().display()));
     assert!(out.status.success(), "nm failed on {}", program.display());
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
+    String::from_utf8_lossy(&out.stdout)
         .lines()
-        .find(|l| l.split_whitespace().nth(2) == Some(name))
-        .unwrap_or_else(|| panic!("{name} not in {}'s symbols", program.display()));
-    u64::from_str_radix(line.split_whitespace().next().unwrap(), 16).expect("hex address")
+        .filter_map(|l| match l.split_whitespace().collect::<Vec<_>>()[..] {
+            [addr, kind, name] => Some((
+                u64::from_str_radix(addr, 16).expect("hex address"),
+                kind.to_string(),
+                name.to_string(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The address of the global symbol `name` in the ELF file `program`, by binutils' `nm`.
+pub fn symbol_address(arch: Arch, program: &Path, name: &str) -> u64 {
+    elf_symbols(arch, program)
+        .into_iter()
+        .find(|(_, _, n)| n == name)
+        .unwrap_or_else(|| panic!("{name} not in {}'s symbols", program.display()))
+        .0
 }
 
 /// [`guest`] for `arch`, with that architecture's cross compiler (x86_64 guests stay in

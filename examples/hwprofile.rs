@@ -30,8 +30,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use qemu_plugin::{
-    Args, Failure, Info, MemRW, PerVcpu, Result, Translation, VCPUIndex, Vcpu, per_vcpu,
-    qemu_plugin_outs,
+    Args, Failure, HwAddr, Info, MemAccess, MemRW, PerVcpu, Result, Translation, VCPUIndex, Vcpu,
+    per_vcpu, qemu_plugin_outs,
 };
 
 /// Reads and writes, with the masks of the vCPUs that made them.
@@ -191,39 +191,42 @@ impl PerVcpu for Hwprofile {
     fn translate(&self, tb: &mut Translation<'_, Self>) -> Result<()> {
         for insn in tb.instructions() {
             let pc = insn.vaddr();
-            insn.on_mem(self.rw, move |cpu: &mut Vcpu<Self>, a| {
-                let Some(hw) = a.info.hwaddr(a.vaddr) else {
-                    return;
-                };
-                if !hw.is_io() {
-                    return;
-                }
-                let (name, off) = (device_name(&hw), phys_addr(&hw));
-                let is_write = a.info.is_store();
-                let index = cpu.index();
-                let plugin = cpu.handle().plugin();
-                let dev = cpu.by_name.entry(name.clone()).or_insert_with(|| Device {
-                    base: a.vaddr.wrapping_sub(off),
-                    first: plugin.firsts.fetch_add(1, Ordering::Relaxed),
-                    ..Device::default()
-                });
-                if plugin.matches.is_empty() {
-                    dev.totals.count(is_write, index);
-                } else if plugin.matches.contains(&name) {
-                    // hwprofile.c's line shows the device's counts before this hit.
-                    let _ = qemu_plugin_outs(format!(
-                        "hwprofile: match @ offset{off:x}, previous hits\n{}",
-                        plugin.device_line(&name, dev)
-                    ));
-                    dev.totals.count(is_write, index);
-                }
-                let key = match plugin.detail {
-                    Detail::None => return,
-                    Detail::Pattern => off,
-                    Detail::Source => pc,
-                };
-                dev.detail.entry(key).or_default().count(is_write, index);
-            });
+            // Only device accesses are counted: the filter turns down the rest (nearly
+            // all of them) before the shard is entered.
+            let device = |a: MemAccess<'_>| {
+                let hw = a.info.hwaddr(a.vaddr).filter(|hw| hw.is_io())?;
+                Some(name_and_offset(&hw))
+            };
+            insn.on_mem_filtered(
+                self.rw,
+                device,
+                move |cpu: &mut Vcpu<Self>, a, (name, off)| {
+                    let is_write = a.info.is_store();
+                    let index = cpu.index();
+                    let plugin = cpu.handle().plugin();
+                    let dev = cpu.by_name.entry(name.clone()).or_insert_with(|| Device {
+                        base: a.vaddr.wrapping_sub(off),
+                        first: plugin.firsts.fetch_add(1, Ordering::Relaxed),
+                        ..Device::default()
+                    });
+                    if plugin.matches.is_empty() {
+                        dev.totals.count(is_write, index);
+                    } else if plugin.matches.contains(&name) {
+                        // hwprofile.c's line shows the device's counts before this hit.
+                        let _ = qemu_plugin_outs(format!(
+                            "hwprofile: match @ offset{off:x}, previous hits\n{}",
+                            plugin.device_line(&name, dev)
+                        ));
+                        dev.totals.count(is_write, index);
+                    }
+                    let key = match plugin.detail {
+                        Detail::None => return,
+                        Detail::Pattern => off,
+                        Detail::Source => pc,
+                    };
+                    dev.detail.entry(key).or_default().count(is_write, index);
+                },
+            );
         }
         Ok(())
     }
@@ -286,6 +289,14 @@ impl PerVcpu for Hwprofile {
         }
         qemu_plugin_outs(report)
     }
+}
+
+/// The device an I/O access went to, and the offset into it: out of the filter's path,
+/// which turns down every access to RAM.
+#[cold]
+#[inline(never)]
+fn name_and_offset(hw: &HwAddr<'_>) -> (String, u64) {
+    (device_name(hw), phys_addr(hw))
 }
 
 per_vcpu!(Hwprofile);

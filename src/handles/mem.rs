@@ -55,29 +55,34 @@ impl MemoryInfo<'_> {
     }
 
     /// log2 of the access size in bytes (0 = byte, 3 = 8 bytes).
+    #[inline]
     pub fn size_shift(&self) -> usize {
         // SAFETY: `info` is a value type describing this access.
         (unsafe { sys::qemu_plugin_mem_size_shift(self.info) }) as usize
     }
 
     /// The access size in bytes.
+    #[inline]
     pub fn size(&self) -> usize {
         1 << self.size_shift()
     }
 
     /// True for a sign-extending load.
+    #[inline]
     pub fn sign_extended(&self) -> bool {
         // SAFETY: as in `size_shift`.
         unsafe { sys::qemu_plugin_mem_is_sign_extended(self.info) }
     }
 
     /// True for a big-endian access.
+    #[inline]
     pub fn big_endian(&self) -> bool {
         // SAFETY: as in `size_shift`.
         unsafe { sys::qemu_plugin_mem_is_big_endian(self.info) }
     }
 
     /// True for a store, false for a load.
+    #[inline]
     pub fn is_store(&self) -> bool {
         // SAFETY: as in `size_shift`.
         unsafe { sys::qemu_plugin_mem_is_store(self.info) }
@@ -85,12 +90,14 @@ impl MemoryInfo<'_> {
 
     /// The value loaded or stored. Needs: QEMU 9.2 (plugin API v4).
     #[cfg(since_api_4)]
+    #[inline]
     pub fn value(&self) -> MemValue {
         // SAFETY: valid during the memory callback, which is when `self` exists.
         MemValue::from(unsafe { sys::qemu_plugin_mem_get_value(self.info) })
     }
 
     /// The physical side of the access at `vaddr` (system mode); `None` in user mode.
+    #[inline]
     pub fn hwaddr(&self, vaddr: u64) -> Option<HwAddr<'_>> {
         // SAFETY: valid during the memory callback; QEMU returns NULL in user mode.
         let p = unsafe { sys::qemu_plugin_get_hwaddr(self.info, vaddr) };
@@ -118,6 +125,7 @@ pub enum MemValue {
 
 #[cfg(since_api_4)]
 impl From<sys::qemu_plugin_mem_value> for MemValue {
+    #[inline]
     fn from(v: sys::qemu_plugin_mem_value) -> Self {
         use sys::qemu_plugin_mem_value_type as T;
         // SAFETY: `type_` says which member of the union QEMU filled in.
@@ -155,6 +163,7 @@ pub struct HwAddr<'a> {
 
 impl HwAddr<'_> {
     /// True if the access went to MMIO rather than RAM.
+    #[inline]
     pub fn is_io(&self) -> bool {
         // SAFETY: valid during the memory callback.
         unsafe { sys::qemu_plugin_hwaddr_is_io(self.ptr.as_ptr()) }
@@ -162,6 +171,7 @@ impl HwAddr<'_> {
 
     /// The physical address.
     #[cfg(since_api_1)]
+    #[inline]
     pub fn hwaddr(&self) -> u64 {
         // SAFETY: valid during the memory callback.
         unsafe { sys::qemu_plugin_hwaddr_phys_addr(self.ptr.as_ptr()) }

@@ -8,11 +8,11 @@
 //! exit, and at QEMU's exit for the rest, the shard is merged into the total.
 //!
 //! One job per file: `installed` (the runtime object and how hooks find it),
-//! `shard_access` (the exec-time hot path), `exec` (the exec trampoline), `redirect` (exec
-//! closures that move the PC, API 6+), `hooks` (every
-//! other `extern "C"` hook), `report` (exit and execve reports), `install`, `handle`,
-//! `process` (fork and execve), `target` (per-architecture facts), `macros`
-//! (`per_vcpu!`), and the data structures `shards`, `slot`, `barrier`, `inline`.
+//! `shard_access` (the exec-time hot path), `exec` (the exec trampoline), `mem` (memory
+//! closures, every access or filtered), `redirect` (exec closures that move the PC, API
+//! 6+), `hooks` (every other `extern "C"` hook), `report` (exit and execve reports),
+//! `install`, `handle`, `process` (fork and execve), `target` (per-architecture facts),
+//! `macros` (`per_vcpu!`), and the data structures `shards`, `slot`, `barrier`, `inline`.
 
 mod barrier;
 mod exec;
@@ -22,6 +22,7 @@ mod inline;
 mod install;
 pub(crate) mod installed;
 mod macros;
+mod mem;
 mod per_vcpu;
 mod process;
 #[cfg(since_api_6)]
@@ -39,8 +40,9 @@ pub use handle::Handle;
 pub use inline::Condition;
 pub use inline::InlineCounter;
 pub use install::install;
+pub use mem::MemAccess;
 pub use per_vcpu::{Discontinuity, PerVcpu, Syscall, SyscallReturn};
-pub use translate::{InsnTranslation, MemAccess, Scratch, Translation};
+pub use translate::{InsnTranslation, Scratch, Translation};
 pub use vcpu::Vcpu;
 
 #[cfg(test)]
@@ -49,6 +51,8 @@ mod exit_tests;
 mod filter_tests;
 #[cfg(test)]
 mod hook_failure_tests;
+#[cfg(test)]
+mod mem_tests;
 #[cfg(test)]
 mod process_tests;
 #[cfg(test)]

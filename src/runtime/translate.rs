@@ -17,12 +17,11 @@ use super::handle::Handle;
 use super::inline::Condition;
 use super::inline::InlineCounter;
 use super::installed::Runtime;
+use super::mem::{self, MemAccess};
 use super::per_vcpu::PerVcpu;
-use super::shard_access::on_shard;
 use super::vcpu::Vcpu;
 use crate::callbacks::exec;
 use crate::handles::insn::Instruction;
-use crate::handles::mem::MemoryInfo;
 use crate::handles::tb::TranslationBlock;
 use crate::{CallbackFlags, MemRW, PluginOp};
 
@@ -167,24 +166,6 @@ impl<'a, P: PerVcpu> Deref for InsnTranslation<'a, P> {
     }
 }
 
-/// One memory access, as a [`PerVcpu`] memory closure sees it. Like its
-/// [`MemoryInfo`](crate::MemoryInfo), it stays on the vCPU thread running the closure:
-///
-/// ```compile_fail,E0277
-/// # extern crate qemu_plugin_mock; // so that only the type check can fail
-/// fn on_another_thread<T: Send>(_: T) {}
-/// fn closure(access: qemu_plugin::MemAccess<'_>) {
-///     on_another_thread(access);
-/// }
-/// ```
-#[derive(Debug, Clone, Copy)]
-pub struct MemAccess<'a> {
-    /// The guest virtual address.
-    pub vaddr: u64,
-    /// Size, direction, value...
-    pub info: MemoryInfo<'a>,
-}
-
 impl<P: PerVcpu> InsnTranslation<'_, P> {
     /// Runs `f` on the executing vCPU's shard each time the instruction executes.
     pub fn on_exec<F>(&self, f: F)
@@ -260,24 +241,27 @@ impl<P: PerVcpu> InsnTranslation<'_, P> {
     where
         F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>) + Send + Sync + 'static,
     {
-        // The barrier is chosen now, as for the other exec callbacks (`runtime::exec`).
-        let fenced = super::barrier::exec_fenced();
-        // The shards are found from the closure, as exec callbacks find them from their
-        // userdata: no lookup of the installed runtime on every access.
-        let first = self.rt.shards.first();
-        // An `Fn` closure: no lock (the public `FnMut` registration takes one per call).
-        self.insn.register_memory(
-            crate::callbacks::exec::mem_udata(move |i, info, vaddr| {
-                let f = |v: &mut Vcpu<P>| f(v, MemAccess { vaddr, info });
-                if fenced {
-                    on_shard::<P, true>(first, i, f)
-                } else {
-                    on_shard::<P, false>(first, i, f)
-                }
-            }),
-            rw,
-            CallbackFlags::QEMU_PLUGIN_CB_NO_REGS,
-        );
+        let u = mem::shard_mem_udata(self.rt, f);
+        self.insn.register_memory(u, rw, NO_REGS);
+    }
+
+    /// As [`Self::on_mem`], for a callback that wants few of the accesses: `pick` looks at
+    /// every access matching `rw` first, without the shard, and `f` runs on the executing
+    /// vCPU's shard only for those `pick` returns `Some` for, with what it returned.
+    ///
+    /// The accesses `pick` turns down cost only `pick` itself (QEMU's call and whatever
+    /// `pick` asks QEMU): the shard is not entered and `f`'s code stays out of their
+    /// path. `hwprofile`, which counts only device accesses among all loads and stores,
+    /// is what this is for. `pick` sees no shard, so it may run when `f` would not:
+    /// before the vCPU's first shard exists, and after QEMU's exit has taken the shards
+    /// (then `f` does not run, as for every exec-time closure).
+    pub fn on_mem_filtered<T, Pick, F>(&self, rw: MemRW, pick: Pick, f: F)
+    where
+        Pick: for<'m> Fn(MemAccess<'m>) -> Option<T> + Send + Sync + 'static,
+        F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>, T) + Send + Sync + 'static,
+    {
+        let u = mem::filtered_mem_udata(self.rt, pick, f);
+        self.insn.register_memory(u, rw, NO_REGS);
     }
 
     /// Adds `imm` to the executing vCPU's `counter` on each memory access matching `rw`.

@@ -14,14 +14,23 @@
 //! ways; any `l2*` turns L2 on), `l2=on|off`, `evict=lru|fifo|rand`, `cores=N` (default:
 //! the vCPUs in system mode, 1 in user mode; vCPU `i` uses core `i % N`), `limit=N` (rows
 //! per list, default 32). A geometry cache.c cannot build is refused with its reason.
+//! One argument of its own: `batch=N` (below; default 64, 1 to 4096).
 //!
 //! cache.c locks a core's cache on every access, and counts each instruction's misses with
 //! atomic adds on one shared record. Here each vCPU counts misses in a table of its own;
 //! and when every vCPU has a core of its own (system mode with the default `cores`) its
 //! caches live in its shard, with no lock. Otherwise (user mode, where every guest thread
-//! is a vCPU, or `cores` other than the vCPU count) vCPUs share cores as in cache.c,
-//! behind a lock per cache (L1d, L1i, L2, as cache.c). `evict=rand` draws from a generator of its own, so its numbers
-//! differ from cache.c's (which seeds from the clock) run to run.
+//! is a vCPU, or `cores` other than the vCPU count) vCPUs share cores as in cache.c, each
+//! core behind one lock, and a vCPU feeds its core its accesses in runs of `batch`: it
+//! queues them in its shard, and takes the lock once per run (and at its exit, so none
+//! is lost). With one vCPU per core the core sees the same accesses in the same order
+//! either way, so the report is cache.c's. When vCPUs share a core, their accesses reach
+//! it in runs of up to `batch` each, where cache.c interleaves them one by one as the
+//! scheduler happens to run the threads: the access counts are the same, the misses
+//! those of another interleaving (cache.c's own differ from run to run). `batch=1`
+//! interleaves one by one as cache.c does, at cache.c's cost: a lock round trip between
+//! the threads on every access. `evict=rand` draws from a generator of its own, so its
+//! numbers differ from cache.c's (which seeds from the clock) run to run.
 
 #[path = "support/api1.rs"]
 mod api1;
@@ -42,14 +51,11 @@ use qemu_plugin::{
     qemu_plugin_outs,
 };
 
-/// One core's caches: `Cache` in a shard, `Mutex<Cache>` when vCPUs share the core (a
-/// lock per cache, as cache.c has, so one vCPU's fetch and another's data access do not
-/// wait for each other), each on cache lines of its own (padded), so that one cache's
-/// lock and counters, written on every access, do not share a line with another's.
-struct Core<C = Cache> {
-    l1d: C,
-    l1i: C,
-    l2: Option<C>,
+/// One core's caches: in a shard, or shared behind one lock (`Cores::Shared`).
+struct Core {
+    l1d: Cache,
+    l1i: Cache,
+    l2: Option<Cache>,
 }
 
 /// A geometry: block size, associativity, size.
@@ -72,8 +78,9 @@ struct Insns {
 enum Cores {
     /// One per vCPU, in its shard (system mode, `cores` = the vCPUs).
     InShards,
-    /// Shared by the vCPUs `i` with the same `i % cores`.
-    Shared(Vec<Core<CachePadded<Mutex<Cache>>>>),
+    /// Shared by the vCPUs `i` with the same `i % cores`, each core behind one lock on
+    /// cache lines of its own (padded), fed in runs of `batch` accesses.
+    Shared(Vec<CachePadded<Mutex<Core>>>),
 }
 
 struct CachePlugin {
@@ -83,6 +90,8 @@ struct CachePlugin {
     policy: Policy,
     limit: usize,
     ncores: usize,
+    /// Accesses a vCPU queues before feeding them to a shared core.
+    batch: usize,
     system: bool,
     cores: Cores,
     insns: Mutex<Insns>,
@@ -91,10 +100,15 @@ struct CachePlugin {
 /// Misses per instruction id: L1 data, L1 fetch, L2.
 type Misses = Vec<[u64; 3]>;
 
+/// An access queued for a shared core: instruction id, address, data (else fetch).
+type Pending = (usize, u64, bool);
+
 #[derive(Default)]
 struct Shard {
     core: Option<Core>,
     misses: Misses,
+    /// Accesses not yet fed to a shared core (at most `batch`).
+    pending: Vec<Pending>,
 }
 
 /// (accesses, misses) of a core's L1d, L1i and L2.
@@ -115,14 +129,14 @@ fn stats(l1d: &Cache, l1i: &Cache, l2: Option<&Cache>) -> CoreStats {
     ]
 }
 
-/// Locks a shared cache. A waiter does not spin (std's `lock` spins first): it yields its
-/// CPU between tries, so the holder keeps the cache's lines while it works through its
+/// Locks a shared core. A waiter does not spin (std's `lock` spins first): it yields its
+/// CPU between tries, so the holder keeps the core's lines while it works through its
 /// accesses, as with cache.c's glib mutex, whose waiters sleep at once. With two guest
-/// threads on one simulated core this halved the run (16 s against 33 s with `lock`;
-/// cache.c 31-38 s, on this 2-core machine).
-fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
+/// threads on one simulated core and a lock per access this halved the run (16 s
+/// against 33 s with `lock`; cache.c 31-38 s, on this 2-core machine).
+fn lock(core: &Mutex<Core>) -> std::sync::MutexGuard<'_, Core> {
     loop {
-        match cache.try_lock() {
+        match core.try_lock() {
             Ok(guard) => return guard,
             Err(std::sync::TryLockError::Poisoned(p)) => return p.into_inner(),
             Err(std::sync::TryLockError::WouldBlock) => std::thread::yield_now(),
@@ -180,18 +194,30 @@ impl CachePlugin {
                 }
             }
             Cores::Shared(cores) => {
-                // One core (user mode's default): no division on every access.
-                let core = &cores[if self.ncores == 1 {
-                    0
-                } else {
-                    index % self.ncores
-                }];
-                // L1's lock is released before L2's is taken, as in cache.c.
-                let l1_hit = lock(if data { &core.l1d } else { &core.l1i }).access(addr);
-                let l2_missed = |a| core.l2.as_ref().is_some_and(|c| !lock(c).access(a));
-                count(l1_hit, l2_missed, &mut shard.misses, id, addr, data);
+                shard.pending.push((id, addr, data));
+                if shard.pending.len() >= self.batch {
+                    feed(cores, self.ncores, index, shard);
+                }
             }
         }
+    }
+}
+
+/// Feeds vCPU `index`'s queued accesses to its shared core, in order, under one lock,
+/// counting their misses in its table.
+#[inline(never)]
+fn feed(cores: &[CachePadded<Mutex<Core>>], ncores: usize, index: usize, shard: &mut Shard) {
+    if shard.pending.is_empty() {
+        return;
+    }
+    // One core (user mode's default): no division.
+    let core = &cores[if ncores == 1 { 0 } else { index % ncores }];
+    let mut core = lock(core);
+    let Core { l1d, l1i, l2 } = &mut *core;
+    for (id, addr, data) in shard.pending.drain(..) {
+        let l1_hit = if data { &mut *l1d } else { &mut *l1i }.access(addr);
+        let l2_missed = |a| l2.as_mut().is_some_and(|c| !c.access(a));
+        count(l1_hit, l2_missed, &mut shard.misses, id, addr, data);
     }
 }
 
@@ -281,6 +307,7 @@ impl PerVcpu for CachePlugin {
             "l2assoc",
             "l2",
             "evict",
+            "batch",
         ])?;
         let system = !info.is_user_mode();
         if system && cfg!(not(since_api_1)) {
@@ -325,6 +352,7 @@ impl PerVcpu for CachePlugin {
             .map_or(1, |s| s.smp_vcpus.max(1) as u64);
         let ncores = args.u64("cores", vcpus, 1..=4096)? as usize;
         let limit = args.u64("limit", 32, 0..=1 << 20)? as usize;
+        let batch = args.u64("batch", 64, 1..=4096)? as usize;
         let mut plugin = CachePlugin {
             l1d,
             l1i,
@@ -332,20 +360,14 @@ impl PerVcpu for CachePlugin {
             policy,
             limit,
             ncores,
+            batch,
             system,
             cores: Cores::InShards,
             insns: Mutex::default(),
         };
         if !(system && ncores as u64 == vcpus) {
             let cores = (0..ncores)
-                .map(|i| {
-                    let Core { l1d, l1i, l2 } = plugin.new_core(i as u64);
-                    Core {
-                        l1d: CachePadded::new(Mutex::new(l1d)),
-                        l1i: CachePadded::new(Mutex::new(l1i)),
-                        l2: l2.map(|c| CachePadded::new(Mutex::new(c))),
-                    }
-                })
+                .map(|i| CachePadded::new(Mutex::new(plugin.new_core(i as u64))))
                 .collect();
             plugin.cores = Cores::Shared(cores);
         }
@@ -353,10 +375,14 @@ impl PerVcpu for CachePlugin {
     }
 
     fn new_shard(&self, vcpu: VCPUIndex) -> Result<Shard> {
-        let core = matches!(self.cores, Cores::InShards).then(|| self.new_core(u64::from(vcpu)));
+        let (core, pending) = match self.cores {
+            Cores::InShards => (Some(self.new_core(u64::from(vcpu))), Vec::new()),
+            Cores::Shared(_) => (None, Vec::with_capacity(self.batch)),
+        };
         Ok(Shard {
             core,
             misses: Vec::new(),
+            pending,
         })
     }
 
@@ -398,7 +424,11 @@ impl PerVcpu for CachePlugin {
 
     fn merge(&self, total: &mut Total, cpu: Vcpu<Self>) -> Result<()> {
         let index = cpu.index() as usize;
-        let shard = cpu.into_shard();
+        let mut shard = cpu.into_shard();
+        // What the vCPU queued reaches its core before the report reads the core.
+        if let Cores::Shared(cores) = &self.cores {
+            feed(cores, self.ncores, index, &mut shard);
+        }
         if total.misses.len() < shard.misses.len() {
             total.misses.resize(shard.misses.len(), [0; 3]);
         }
@@ -425,9 +455,8 @@ impl PerVcpu for CachePlugin {
             .map(|i| match &self.cores {
                 Cores::InShards => total.cores.get(&i).copied().unwrap_or_default(),
                 Cores::Shared(cores) => {
-                    let c = &cores[i];
-                    let l2 = c.l2.as_deref().map(lock);
-                    stats(&lock(&c.l1d), &lock(&c.l1i), l2.as_deref())
+                    let c = lock(&cores[i]);
+                    stats(&c.l1d, &c.l1i, c.l2.as_ref())
                 }
             })
             .collect();

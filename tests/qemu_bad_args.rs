@@ -276,6 +276,7 @@ fn every_bad_argument_of_every_example_is_refused_with_one_line() {
             &["`evict`", "`mru`", "lru, fifo, rand"],
         ),
         case("cache", &["cores=0"], &["`cores`", "`0`", "1 to 4096"]),
+        case("cache", &["batch=0"], &["`batch`", "`0`", "1 to 4096"]),
         case("bbv", &["interval=100"], &["`outfile`", "missing"]),
         case(
             "bbv",

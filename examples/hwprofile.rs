@@ -19,7 +19,9 @@
 //! shows are the accessing vCPU's, where hwprofile.c's are all vCPUs' so far).
 //!
 //! hwprofile.c updates one hash table under one mutex on every I/O access; here each vCPU
-//! counts in tables of its own, merged at exit.
+//! counts in tables of its own, merged at exit. Nearly every access goes to RAM: a filter
+//! (`on_mem_filtered`) turns those down before the vCPU's shard is entered, so they cost
+//! what they cost hwprofile.c (QEMU's lookup of the access's host address).
 
 #[path = "support/api1.rs"]
 mod api1;

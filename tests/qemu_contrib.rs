@@ -771,7 +771,10 @@ fn cache_with_threads_on_one_core_counts_what_cache_c_counts(q: UserQemu) {
             lines[1]
                 .split_whitespace()
                 .filter(|f| !f.ends_with('%'))
-                .map(|f| f.parse().unwrap_or_else(|_| panic!("bad field {f:?} in {stats}")))
+                .map(|f| {
+                    f.parse()
+                        .unwrap_or_else(|_| panic!("bad field {f:?} in {stats}"))
+                })
                 .collect()
         };
         let (c_row, row) = (row(c), row(ours));

@@ -1,11 +1,12 @@
 //! Inline counters: per-vCPU `u64`s that QEMU updates with inline operations, with no
-//! callback at all, in cache-line-padded scoreboard entries (QEMU's own entries are not
-//! padded, and 8-byte entries of adjacent vCPUs false-share).
+//! callback at all. The counters one install creates share scoreboards whose entries are
+//! padded blocks of up to 8 counters (`Line`): a vCPU's counters sit together, as the
+//! fields of a C plugin's per-vCPU struct do, and no two vCPUs' counters share a cache
+//! line (QEMU's own entries are not padded, and 8-byte entries of adjacent vCPUs
+//! false-share).
 
 use std::sync::{Mutex, PoisonError};
 
-#[cfg(since_api_2)]
-use crossbeam_utils::CachePadded;
 
 #[cfg(since_api_3)]
 use crate::PluginCondition;
@@ -29,6 +30,9 @@ use crate::scoreboard::{PluginU64, Scoreboard};
 #[derive(Debug, Clone, Copy)]
 pub struct InlineCounter {
     board: Board,
+    /// Byte offset of this counter in each vCPU's entry of `board`.
+    #[cfg_attr(not(since_api_2), allow(dead_code))]
+    offset: usize,
 }
 
 impl InlineCounter {
@@ -43,9 +47,8 @@ impl InlineCounter {
         }
         #[cfg(since_api_2)]
         {
-            let board = Scoreboard::new().leak();
-            register(board);
-            Ok(Self { board })
+            let (board, offset) = next_slot();
+            Ok(Self { board, offset })
         }
         #[cfg(not(since_api_2))]
         Err(Error::from(crate::Failure::Unsupported {
@@ -56,7 +59,9 @@ impl InlineCounter {
 
     #[cfg(since_api_2)]
     pub(crate) fn entry(&self) -> PluginU64<'static> {
-        self.board.u64()
+        // SAFETY: `offset` is `8 * i` for a slot `i < SLOTS` (`next_slot`): the offset of
+        // a `u64` of the entry's array.
+        unsafe { self.board.u64_in_struct(self.offset) }
     }
 
     /// vCPU `vcpu`'s value (exact when read from that vCPU's own callbacks or after it
@@ -133,9 +138,21 @@ impl InlineCounter {
     }
 }
 
-/// The scoreboard of an inline counter (each leaked: it lives as long as the process).
+/// Counters per scoreboard entry.
 #[cfg(since_api_2)]
-pub(crate) type Board = &'static Scoreboard<'static, CachePadded<u64>>;
+pub(crate) const SLOTS: usize = 8;
+
+/// One vCPU's entry of an inline counters' scoreboard: 128 bytes, whose first 64 hold
+/// the counters. QEMU aligns a scoreboard's array only as `malloc` does, so an entry may
+/// start anywhere in a cache line; with the counters in the first half, two vCPUs'
+/// counters are at least 72 bytes apart, never on one line. (No `align` attribute: the
+/// entries are not aligned to it.)
+#[cfg(since_api_2)]
+pub(crate) type Line = [u64; 2 * SLOTS];
+
+/// The scoreboard of inline counters (each leaked: it lives as long as the process).
+#[cfg(since_api_2)]
+pub(crate) type Board = &'static Scoreboard<'static, Line>;
 /// Under APIs 0 and 1 no counter can exist.
 #[cfg(not(since_api_2))]
 pub(crate) type Board = &'static NoScoreboards;
@@ -145,22 +162,45 @@ pub(crate) type Board = &'static NoScoreboards;
 #[derive(Debug)]
 pub(crate) enum NoScoreboards {}
 
-/// Counters created by the install in progress; the runtime takes them when it is
-/// published ([`take_created`]), so each runtime knows exactly its own.
-static CREATED: Mutex<Vec<Board>> = Mutex::new(Vec::new());
-
-// Scoreboards, registers and guest-memory reads need API 2 or later.
-#[cfg_attr(not(since_api_2), allow(dead_code))]
-fn register(board: Board) {
-    CREATED
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .push(board);
+/// The scoreboards made by the install in progress, the last one's next free slot
+/// first; the runtime takes them when it is published ([`take_created`]), so each
+/// runtime knows exactly its own, and the next install starts a scoreboard of its own.
+struct Created {
+    boards: Vec<Board>,
+    /// Slots of the last board already given to a counter.
+    used: usize,
 }
 
-/// The counters created since the last call (by the install in progress).
+static CREATED: Mutex<Created> = Mutex::new(Created {
+    boards: Vec::new(),
+    used: 0,
+});
+
+/// A slot for a new counter: the next free one of the install's last scoreboard, or the
+/// first of a new one.
+#[cfg(since_api_2)]
+fn next_slot() -> (Board, usize) {
+    let mut created = CREATED.lock().unwrap_or_else(PoisonError::into_inner);
+    let board = match created.boards.last() {
+        Some(&board) if created.used < SLOTS => board,
+        _ => {
+            let board = Scoreboard::new().leak();
+            created.boards.push(board);
+            created.used = 0;
+            board
+        }
+    };
+    let offset = created.used * size_of::<u64>();
+    created.used += 1;
+    (board, offset)
+}
+
+/// The scoreboards of the counters created since the last call (by the install in
+/// progress).
 pub(crate) fn take_created() -> Vec<Board> {
-    std::mem::take(&mut *CREATED.lock().unwrap_or_else(PoisonError::into_inner))
+    let mut created = CREATED.lock().unwrap_or_else(PoisonError::into_inner);
+    created.used = 0;
+    std::mem::take(&mut created.boards)
 }
 
 /// Zeroes every vCPU's entry of `boards` (a forked child starts from zero).
@@ -171,8 +211,12 @@ pub(crate) fn reset(boards: &[Board]) {
     let vcpus = crate::qemu_plugin_num_vcpus().unwrap_or(0);
     #[cfg(since_api_2)]
     for board in boards {
-        for vcpu in 0..vcpus {
-            board.u64().set(vcpu as VCPUIndex, 0);
+        for slot in 0..SLOTS {
+            // SAFETY: the offset of a `u64` of the entry's array.
+            let counter = unsafe { board.u64_in_struct(slot * size_of::<u64>()) };
+            for vcpu in 0..vcpus {
+                counter.set(vcpu as VCPUIndex, 0);
+            }
         }
     }
 }

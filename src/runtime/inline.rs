@@ -7,7 +7,6 @@
 
 use std::sync::{Mutex, PoisonError};
 
-
 #[cfg(since_api_3)]
 use crate::PluginCondition;
 use crate::VCPUIndex;

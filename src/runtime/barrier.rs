@@ -125,6 +125,27 @@ fn wait_for_registration() {
     }
 }
 
+/// `$build::<…, FENCED>` (a trampoline, or a call building one when arguments follow),
+/// with `FENCED` what an exec-time callback registered now needs ([`exec_fenced`]): the
+/// one place that picks between a callback's two trampolines.
+macro_rules! for_exec_barrier {
+    ($build:ident::<$($ty:ty),*>) => {
+        if $crate::runtime::barrier::exec_fenced() {
+            $build::<$($ty,)* true>
+        } else {
+            $build::<$($ty,)* false>
+        }
+    };
+    ($build:ident::<$($ty:ty),*>($($arg:expr),*)) => {
+        if $crate::runtime::barrier::exec_fenced() {
+            $build::<$($ty,)* true>($($arg),*)
+        } else {
+            $build::<$($ty,)* false>($($arg),*)
+        }
+    };
+}
+pub(crate) use for_exec_barrier;
+
 /// The exec-time hot path's side, chosen when the callback is registered. A callback
 /// registered once `membarrier` is ready never loads `MODE`: a compiler fence. One
 /// registered before (a block translated in the first milliseconds, which may be the

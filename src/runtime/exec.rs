@@ -14,7 +14,7 @@
 use std::ffi::c_void;
 use std::ptr::NonNull;
 
-use super::barrier;
+use super::barrier::for_exec_barrier;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
 use super::shard_access::on_shard;
@@ -39,11 +39,7 @@ where
     F: Fn(&mut Vcpu<P>) + Send + Sync + 'static,
 {
     Udata {
-        cb: Some(if barrier::exec_fenced() {
-            shard_exec::<P, F, true>
-        } else {
-            shard_exec::<P, F, false>
-        }),
+        cb: Some(for_exec_barrier!(shard_exec::<P, F>)),
         userdata: bind(rt, f),
     }
 }

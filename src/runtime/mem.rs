@@ -7,7 +7,7 @@
 //! chosen when it is registered: with full fences until `membarrier` is registered, with
 //! compiler fences after (`barrier::exec_fenced`).
 
-use super::barrier;
+use super::barrier::for_exec_barrier;
 use super::installed::Runtime;
 use super::per_vcpu::PerVcpu;
 use super::shard_access::on_shard;
@@ -42,12 +42,7 @@ where
     P: PerVcpu,
     F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>) + Send + Sync + 'static,
 {
-    let first = rt.shards.first();
-    if barrier::exec_fenced() {
-        every_access::<P, F, true>(first, f)
-    } else {
-        every_access::<P, F, false>(first, f)
-    }
+    for_exec_barrier!(every_access::<P, F>(rt.shards.first(), f))
 }
 
 fn every_access<P, F, const FENCED: bool>(first: &'static First<Slot<P>>, f: F) -> MemUdata
@@ -71,12 +66,7 @@ where
     Pick: for<'m> Fn(MemAccess<'m>) -> Option<T> + Send + Sync + 'static,
     F: for<'m> Fn(&mut Vcpu<P>, MemAccess<'m>, T) + Send + Sync + 'static,
 {
-    let first = rt.shards.first();
-    if barrier::exec_fenced() {
-        picked_accesses::<P, T, Pick, F, true>(first, pick, f)
-    } else {
-        picked_accesses::<P, T, Pick, F, false>(first, pick, f)
-    }
+    for_exec_barrier!(picked_accesses::<P, T, Pick, F>(rt.shards.first(), pick, f))
 }
 
 fn picked_accesses<P, T, Pick, F, const FENCED: bool>(

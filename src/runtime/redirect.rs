@@ -25,11 +25,7 @@ where
     F: Fn(&mut Vcpu<P>) -> Option<u64> + Send + Sync + 'static,
 {
     Udata {
-        cb: Some(if super::barrier::exec_fenced() {
-            redirect_exec::<P, F, true>
-        } else {
-            redirect_exec::<P, F, false>
-        }),
+        cb: Some(super::barrier::for_exec_barrier!(redirect_exec::<P, F>)),
         userdata: super::exec::bind(rt, f),
     }
 }

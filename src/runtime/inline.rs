@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::scoreboard::{PluginU64, Scoreboard};
 
 /// A per-vCPU counter updated inline by QEMU. Create it in [`PerVcpu::new`](crate::PerVcpu::new):
-/// each counter is a QEMU scoreboard that lives for the rest of the process, so creating
+/// counters live in QEMU scoreboards that last for the rest of the process, so creating
 /// one anywhere else (where it could happen once per translation, without bound) is an
 /// error. Add to it from
 /// [`Translation`](crate::Translation), and take each vCPU's value in
@@ -41,7 +41,7 @@ impl InlineCounter {
         if !crate::callbacks::failure::installing() {
             return Err(Error::msg(
                 "InlineCounter::new is only allowed while the plugin installs (in PerVcpu::new): \
-                 each counter is a QEMU scoreboard that lives as long as the process",
+                 counters live in QEMU scoreboards that last as long as the process",
             ));
         }
         #[cfg(since_api_2)]

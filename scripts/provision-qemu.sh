@@ -16,7 +16,10 @@
 #     (arch-system); an arm64 and a riscv64 Linux guest (arch-guests). `all` runs these and
 #     qemu11-system-extra after the rest;
 #   * QEMU's contrib plugins built again for plugin API 4, for qemu-system-x86_64 10.0
-#     (contrib-v4, also in `all`).
+#     (contrib-v4, also in `all`);
+#   * qemu-system-x86_64 10.2 (API 5) built from the same source (system102, wrapper
+#     $CACHE/bin/qemu-system-x86_64-10.2): only benches/qemu/contrib.py --system102 uses it,
+#     so it is not in `all`.
 #   The 7.2, 11 and arm64/riscv64 guest pieces use private apt configurations under
 #   $CACHE/apt (see scripts/provision/private-apt.sh): the system's apt state and QEMU stay
 #   as they are.
@@ -307,6 +310,7 @@ uftrace_tool() {
 . "$HERE/provision/arch-user.sh"
 . "$HERE/provision/arch-guests.sh"
 . "$HERE/provision/contrib-v4.sh"
+. "$HERE/provision/system102.sh"
 
 write_env() {
   local user="${QEMU_PLUGIN_QEMU_USER:-$BUILD/qemu-x86_64}"
@@ -331,6 +335,7 @@ ENV
   [ ! -x "$WRAP_SYS_72" ] || echo "QEMU_SYSTEM_7_2=$WRAP_SYS_72" >>"$CACHE/env"
   ! contrib_v4_ok || echo "QEMU_CONTRIB_PLUGINS_V4=$CONTRIB_V4" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11" ] || echo "QEMU_SYSTEM_11=$WRAP_SYS_11" >>"$CACHE/env"
+  ! system102_ok || echo "QEMU_SYSTEM_10_2=$WRAP_SYS_102" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_AARCH64" ] || echo "QEMU_SYSTEM_AARCH64_11=$WRAP_SYS_11_AARCH64" >>"$CACHE/env"
   [ ! -x "$WRAP_SYS_11_RISCV64" ] || echo "QEMU_SYSTEM_RISCV64_11=$WRAP_SYS_11_RISCV64" >>"$CACHE/env"
   # aarch64 and riscv64: likewise, each key only once its thing is provisioned.
@@ -368,9 +373,10 @@ case "$what" in
   arch-guests) arch_guests ;;
   contrib-v4) contrib_v4 ;;
   uftrace) uftrace_tool ;;
+  system102) system102 ;;
   all) user_mode; system_mode; guest; qemu72_user; qemu72_system; qemu11_system
        cross_compilers; arch_user; arch_system; arch_guests; qemu11_system_extra; contrib_v4
        uftrace_tool ;;
-  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests|contrib-v4|uftrace]" ;;
+  *) die "usage: $0 [all|user|system|guest|qemu72-user|qemu72-system|qemu11-system|qemu11-system-extra|arch-user|arch-system|arch-guests|contrib-v4|uftrace|system102]" ;;
 esac
 write_env

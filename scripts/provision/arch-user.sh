@@ -26,11 +26,11 @@ arch_user_have_all() {
   grep -q '^#define CONFIG_CAPSTONE\b' "$BUILD_ARCH/config-host.h" 2>/dev/null
 }
 
-# ninja_with_progress LOG WHAT TARGET...: ninja TARGET... in $BUILD_ARCH, output appended to
-# LOG, with a log line every minute saying how far it got.
+# ninja_with_progress DIR LOG WHAT TARGET...: ninja TARGET... in build directory DIR, output
+# appended to LOG, with a log line every minute saying how far it got.
 ninja_with_progress() {
-  local logf="$1" what="$2"; shift 2
-  (cd "$BUILD_ARCH" && exec ninja -j"$(nproc)" "$@") >>"$logf" 2>&1 &
+  local dir="$1" logf="$2" what="$3"; shift 3
+  (cd "$dir" && exec ninja -j"$(nproc)" "$@") >>"$logf" 2>&1 &
   local pid=$! start=$SECONDS next=$((SECONDS + 60)) rc=0 step
   while kill -0 "$pid" 2>/dev/null; do
     sleep 2
@@ -66,10 +66,10 @@ arch_user() {
       || die "configure failed, see $CACHE/configure-arch.log"
   fi
   : >"$logf"
-  ninja_with_progress "$logf" "qemu-aarch64 qemu-riscv64" qemu-aarch64 qemu-riscv64 \
+  ninja_with_progress "$BUILD_ARCH" "$logf" "qemu-aarch64 qemu-riscv64" qemu-aarch64 qemu-riscv64 \
     || die "build of qemu-aarch64/qemu-riscv64 failed, see $logf"
   log "building QEMU's reference plugins in $BUILD_ARCH"
-  ninja_with_progress "$logf" "reference plugins" "${ARCH_USER_PLUGINS[@]}" \
+  ninja_with_progress "$BUILD_ARCH" "$logf" "reference plugins" "${ARCH_USER_PLUGINS[@]}" \
     || die "plugin build failed, see $logf"
   arch_user_have_all || die "the build in $BUILD_ARCH finished without everything it should make"
   log "aarch64/riscv64 user-mode QEMU built in $((SECONDS - start)) s"

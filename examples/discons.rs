@@ -30,6 +30,8 @@ impl PerVcpu for Discons {
     type Total = BTreeMap<VCPUIndex, Counts>;
 
     const DISCONTINUITIES: DisconTypes = DisconTypes::ALL;
+    // No block is instrumented: QEMU's generated code stays free of plugin hooks.
+    const TRANSLATES: bool = false;
 
     fn new(args: &Args, _info: &Info) -> Result<(Self, ())> {
         args.expect_only(&[])?;

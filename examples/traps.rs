@@ -35,6 +35,8 @@ impl PerVcpu for Traps {
     type Total = BTreeMap<VCPUIndex, Counts>;
 
     const DISCONTINUITIES: DisconTypes = DisconTypes::ALL;
+    // No block is instrumented: QEMU's generated code stays free of plugin hooks.
+    const TRANSLATES: bool = false;
 
     fn new(args: &Args, info: &Info) -> Result<(Self, ())> {
         // traps.c ignores its arguments; an argument given here is a mistake, refused.

@@ -515,7 +515,7 @@ def system_qemu(env, args):
     return env["QEMU_SYSTEM_10_2"], 5
 
 
-def system_cmd(qemu, smp, plug, stem):
+def system_cmd(env, qemu, smp, plug, stem):
     return [qemu, "-M", "q35", "-smp", str(smp), "-m", "512", "-accel", "tcg,thread=multi",
             "-kernel", env["GUEST_KERNEL"], "-initrd", env["GUEST_INITRD"],
             "-append", "console=ttyS0 quiet panic=-1", "-nographic", "-no-reboot"] + plug + \
@@ -542,12 +542,12 @@ def system_mode(env, paths, plugins, args):
                 so = ({"c": RUNS / f"lib{name}-v4.so", "rs": paths["ex4"] / f"lib{name}.so"} if api == 4 else
                       {"c": paths["c5"] / f"lib{name}.so", "rs": paths["ex5"] / f"lib{name}.so"}).get(cfg)
                 plug = plugin_arg(so, p["args"], trace) if so else []
-                jobs[(name, cfg)] = job(p, cfg, system_cmd(qemu, smp, plug, stem), stem, trace, SYSTEM_TIMEOUT,
+                jobs[(name, cfg)] = job(p, cfg, system_cmd(env, qemu, smp, plug, stem), stem, trace, SYSTEM_TIMEOUT,
                                         "system")
         warm = RUNS / f"system-warmup-{smp}"
         print(f"[{label}] untimed warm-up boot; then {len(jobs)} boots per rep: none and "
               f"{', '.join(p['name'] for p in here)} (c, rs)", file=sys.stderr)
-        run_qemu(system_cmd(qemu, smp, [], warm), warm, SYSTEM_TIMEOUT, 1, FLAKE_RETRIES, "guest: all work done")
+        run_qemu(system_cmd(env, qemu, smp, [], warm), warm, SYSTEM_TIMEOUT, 1, FLAKE_RETRIES, "guest: all work done")
         times, _ = run.interleave(label, jobs, args.system_reps, 0)
         for p in here:
             r = summarize({"none": times[("none", "none")], "c": times[(p["name"], "c")],

@@ -592,6 +592,11 @@ impl MockHost {
         translate::generation()
     }
 
+    /// How many installed plugins have a `tb_trans` callback registered.
+    pub fn translation_hooks(&self) -> usize {
+        registry::collect(|_, c| c.tb_trans.map(|_| ())).len()
+    }
+
     /// Number of translations so far (each runs every `tb_trans` callback).
     pub fn translations(&self) -> u64 {
         translate::translations()

@@ -180,7 +180,9 @@ pub(crate) fn register<P: PerVcpu>(id: PluginId, rt: &'static Runtime<P>) -> Res
         abi::register_vcpu_exit(id, Some(vcpu_exit::<P>), ud);
         abi::register_vcpu_idle(id, Some(vcpu_idle::<P>), ud);
         abi::register_vcpu_resume(id, Some(vcpu_resume::<P>), ud);
-        abi::register_tb_trans(id, Some(tb_trans::<P>), ud);
+        if P::TRANSLATES {
+            abi::register_tb_trans(id, Some(tb_trans::<P>), ud);
+        }
         abi::register_syscall(id, Some(syscall::<P>), ud);
         abi::register_syscall_ret(id, Some(syscall_ret::<P>), ud);
         abi::register_atexit(id, Some(atexit::<P>), ud);

@@ -52,6 +52,14 @@ pub trait PerVcpu: Sized + Send + Sync + 'static {
     /// message saying so.
     const SYSCALL_FILTER: bool = false;
 
+    /// Whether the runtime registers QEMU's translation hook, through which
+    /// [`Self::translate`] is called; on by default. A plugin that instruments no block
+    /// (it only counts syscalls, discontinuities or idle time) sets it to `false`:
+    /// QEMU then translates guest code with no plugin instrumentation points, whose
+    /// generated code ran 3-5% faster in linux-user (`docs/performance.md`), and
+    /// [`Self::translate`] is never called.
+    const TRANSLATES: bool = true;
+
     /// Builds the plugin and its initial configuration from the arguments.
     fn new(args: &Args, info: &Info) -> Result<(Self, Self::Config)>;
 

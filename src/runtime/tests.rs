@@ -494,9 +494,13 @@ impl PerVcpu for Discons {
     type Shard = Vec<(u64, u64)>;
     type Total = Vec<(VCPUIndex, u64, u64)>;
     const DISCONTINUITIES: DisconTypes = DisconTypes::EXCEPTION.union(DisconTypes::INTERRUPT);
+    const TRANSLATES: bool = false;
 
     fn new(_: &Args, _: &Info) -> Result<(Self, ())> {
         Ok((Discons, ()))
+    }
+    fn translate(&self, _: &mut crate::Translation<'_, Self>) -> Result<()> {
+        Err(crate::Failure::Other("translate called with TRANSLATES = false".into()).into())
     }
     fn new_shard(&self, _: VCPUIndex) -> Result<Self::Shard> {
         Ok(Vec::new())
@@ -534,6 +538,30 @@ fn discontinuities_are_delivered_to_their_vcpu() {
         "{}",
         host.output()
     );
+}
+
+/// A plugin with `TRANSLATES = false` leaves QEMU's translation hook unregistered (its
+/// `translate` fails if called), one with the default registers it.
+#[test]
+fn translation_hook_is_registered_only_for_plugins_that_translate() {
+    let mut host = MockHost::user();
+    crate::install::set_installer("discons", runtime::install::<Discons>);
+    assert_eq!(host.install(crate::install::qemu_plugin_install, &[]), 0);
+    assert_eq!(host.translation_hooks(), 0);
+    host.spawn_vcpus(1);
+    host.translate(&std::sync::Arc::new(Block::synthetic(0x1000, 4)));
+    host.discon(0, DisconKind::Exception, 0x10, 0x20);
+    host.atexit();
+    assert!(
+        host.output().contains("discons: [(0, 16, 32)]"),
+        "{}",
+        host.output()
+    );
+    drop(host);
+
+    let mut host = MockHost::system(1);
+    assert_eq!(install(&mut host, &[]), 0);
+    assert_eq!(host.translation_hooks(), 1);
 }
 
 #[test]

@@ -59,6 +59,7 @@ Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 #   args   given to both sides, comma-separated, QEMU's spellings; `{trace}` becomes a
 #          per-run file under target/qemu-bench/contrib/
 #   modes  "user" and/or "system" (system mode also needs the API-4 symbol check);
+#          "system102": system mode only on QEMU 10.2 (--system102);
 #          "pair": user mode, two instances run in step over a socket (lockstep), 1 thread;
 #          "system:1" limits system mode to those -smp values (the note says why)
 #   turns  walk.c loop turns per guest thread in user mode (picked so that the slowest
@@ -93,11 +94,12 @@ PLUGINS = [
     ("traps",     "",                 "user system",   100_000_000, False,
      "discontinuity callbacks (API 5); x86 user mode has none (syscalls are not "
      "exceptions there), so this times loading and exit"),
-    ("cache",     "",                 "user",          4_000_000,   True,
+    ("cache",     "",                 "user system102", 4_000_000,  True,
      "an instruction-fetch callback per instruction and a memory callback per access, each "
      "through the L1 model (and its misses into a per-instruction record); C locks the core's "
-     "cache per access and counts misses with atomics on shared records. User mode only: in "
-     "system mode one boot with both plugins took 8 minutes (docs/contrib-plugins.md)"),
+     "cache per access and counts misses with atomics on shared records. System mode on QEMU "
+     "10.2 only (--system102): on 10.0 one boot with both plugins took 8 minutes "
+     "(docs/contrib-plugins.md), on 10.2 a boot with cache.c 44 s"),
     ("bbv",       "outfile={trace}",  "user system",   60_000_000,  False,
      "two inline adds per block (the interval's instructions, and the block's slot in the "
      "vCPU's table) and a conditional callback that writes a line every interval (default "
@@ -116,13 +118,14 @@ PLUGINS = [
      "instructions at the default ips=1g, which these boots never reach: no sleep), which "
      "moves the virtual clock; C the same. System mode only: linux-user has no time control "
      "(ips.c asserts)"),
-    ("uftrace",   "",                 "user",          30_000_000,  False,
+    ("uftrace",   "",                 "user system102", 30_000_000, False,
      "a callback with register access on each block's first instruction and after each one "
      "that names the frame pointer: reads it, and guest memory on a call, into the vCPU's "
      "stack and trace buffer; C the same, its state in a scoreboard entry per vCPU. Writes "
-     "./uftrace.data in the run directory. User mode only: one Linux boot at -smp 1 took 5.8 "
-     "minutes with the rewrite (uftrace.c makes the same register read on nearly every block "
-     "of the kernel; its boot was not waited for)"),
+     "./uftrace.data in the run directory (6.4 GB for a boot). System mode on QEMU 10.2 only "
+     "(--system102): on 10.0 one Linux boot at -smp 1 took 5.8 minutes with the rewrite "
+     "(uftrace.c makes the same register read on nearly every block of the kernel), on "
+     "10.2 79 s"),
 ]
 PLUGINS.append(
     ("lockstep", "",                  "pair",          40,          False,
@@ -726,6 +729,8 @@ def main():
         # The -smp limits of the table are QEMU 10.0's (its iotlb_to_section abort).
         for p in plugins:
             p["smp_only"] = None
+            if "system102" in p["modes"]:
+                p["modes"].append("system")
     env = run.load_env()
     if not env.get("QEMU_CONTRIB_PLUGINS"):
         die(f"QEMU_CONTRIB_PLUGINS missing from {run.ENV_FILE}: run scripts/provision-qemu.sh")

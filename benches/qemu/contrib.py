@@ -50,6 +50,7 @@ Exit status: 0 ok; 1 a run failed or outputs are missing or disagree; 2 a setup 
 
 Usage: python3 benches/qemu/contrib.py [--reps N] [--system-reps N] [--plugins a,b]
        [--no-system] [--no-user] [--no-build] [--scale F] [--warmup N] [--system102]
+       python3 benches/qemu/contrib.py --merge RUN1.json,RUN2.json,... [--svg PATH]
 Python 3 standard library only. Needs scripts/provision-qemu.sh to have run.
 """
 
@@ -575,13 +576,19 @@ def target(p, threads, r):
 
 
 def report(meta, plugins, user, system, why_not):
-    L = [f"QEMU user {meta['qemu_user_version']} (API 5), system {meta['qemu_system_version']} "
-         f"(API {meta['system_api']}); "
-         f"host {meta['host_cpus']} CPUs; load (1 min) {meta['load_start']:.2f} at start, "
-         f"{meta['load_end']:.2f} at end; "
-         + (f"user mode {meta['reps']} reps + {meta['warmup']} warm-up per group; " if user else "")
-         + (f"system mode {meta['system_reps']} reps after one warm-up boot; " if system else "")
-         + f"{meta['elapsed_s'] / 60:.1f} min.", "",
+    if meta.get("sources"):
+        head = ["Merged from " + "; ".join(meta["sources"]) + f" (system mode: QEMU {meta['qemu_system_version']}, "
+                f"API {meta['system_api']}; later files' rows replace earlier ones)."]
+    else:
+        head = None
+    L = (head or [f"QEMU user {meta['qemu_user_version']} (API 5), system {meta['qemu_system_version']} "
+                  f"(API {meta['system_api']}); "
+                  f"host {meta['host_cpus']} CPUs; load (1 min) {meta['load_start']:.2f} at start, "
+                  f"{meta['load_end']:.2f} at end; "
+                  + (f"user mode {meta['reps']} reps + {meta['warmup']} warm-up per group; " if user else "")
+                  + (f"system mode {meta['system_reps']} reps after one warm-up boot; " if system else "")
+                  + f"{meta['elapsed_s'] / 60:.1f} min."]) + [
+         "",
          "Wall and CPU: median seconds of QEMU's wall time and of its process's CPU time (user + system).",
          "",
          "| plugin | mode | threads | none s | C s | Rust s | Rust/C wall | none CPU s | C CPU s | Rust CPU s "
@@ -647,8 +654,9 @@ def svg(meta, plugins, user, system, path, why_not=None):
          '<text x="10" y="38" fill="#555">median CPU time where the target is 1.05, median wall time where '
          'it is below 1 (2 threads, shared state); linear scale; lower is better</text>',
          f'<text x="10" y="54" fill="#555">dashed: 1.0 and 1.05; user '
-         f'{meta["qemu_user_version"]}, system {meta["qemu_system_version"]}; load at start '
-         f'{meta["load_start"]:.2f}</text>']
+         f'{meta["qemu_user_version"]}, system {meta["qemu_system_version"]}; '
+         + (f'{len(meta["sources"])} runs merged' if meta.get("sources") else f'load at start {meta["load_start"]:.2f}')
+         + '</text>']
     y = 76
     top = y
     for name, bars in groups:
@@ -697,6 +705,44 @@ def write_json(path, meta, plugins, user, system, why_not, failure=None):
                                 "retries": RETRIES, "failure": failure}, indent=1, default=str))
 
 
+def merge(paths, plugins):
+    """Rows of earlier runs' JSON files (write_json's), later files' rows replacing earlier
+    ones: (meta, user, system, why_not). The files' system-mode rows must come from one QEMU."""
+    user, system, why_not, meta, sources = {}, {}, {}, None, []
+    for path in paths:
+        d = json.loads(Path(path).read_text())
+        if d.get("failure"):
+            die(f"{path} records a failed run: {d['failure']}")
+        m = d["meta"]
+        if meta is None:
+            meta = dict(m)
+        if d["user"]:
+            meta["qemu_user_version"] = m["qemu_user_version"]
+        if d["system"]:
+            if "system_from" in meta and (meta["qemu_system_version"], meta["system_api"]) != \
+                    (m["qemu_system_version"], m.get("system_api", 4)):
+                die(f"{path}: system mode on QEMU {m['qemu_system_version']}, {meta['system_from']}: "
+                    f"{meta['qemu_system_version']}; merge one QEMU's rows at a time")
+            meta.update(qemu_system_version=m["qemu_system_version"], system_api=m.get("system_api", 4),
+                        system_from=str(path), smp=m["smp"])
+        for r in d["user"]:
+            user[(r["plugin"], r["threads"])] = {k: v for k, v in r.items() if k not in ("plugin", "threads")}
+        for r in d["system"]:
+            system[(r["plugin"], r["vcpus"])] = {k: v for k, v in r.items() if k not in ("plugin", "vcpus")}
+        for name, why in (d.get("system_skipped") or {}).items():
+            if why or name not in why_not:
+                why_not[name] = why
+        sources.append(f"{Path(path).name} ({m['crate_revision']}, {m['date']})")
+    for name, _ in system:
+        why_not[name] = None
+    meta["sources"] = sources
+    meta["smp"] = meta.get("smp") or [1, 2]
+    names = {p["name"] for p in plugins}
+    user = {k: v for k, v in user.items() if k[0] in names}
+    system = {k: v for k, v in system.items() if k[0] in names}
+    return meta, user, system, why_not
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions per configuration (user mode)")
@@ -714,6 +760,9 @@ def main():
                          "instead of 10.0 (API 4)")
     ap.add_argument("--svg", type=Path, default=ROOT / "docs" / "performance-contrib.svg")
     ap.add_argument("--json", type=Path, default=OUT / "contrib.json")
+    ap.add_argument("--merge", metavar="J1,J2,...",
+                    help="run nothing: print the report and write the SVG of earlier runs' JSON files, "
+                         "later files' rows replacing earlier ones")
     args = ap.parse_args()
     args.threads = [] if args.no_user else [int(t) for t in args.threads.split(",")]
     args.smp = [int(t) for t in args.smp.split(",")]
@@ -725,6 +774,14 @@ def main():
         if unknown:
             die(f"unknown plugins {unknown}; the table has {[p['name'] for p in plugins]}")
         plugins = [p for p in plugins if p["name"] in want]
+    if args.merge:
+        meta, user, system, why_not = merge(args.merge.split(","), plugins)
+        for p in plugins:
+            p["smp_only"] = None if meta["system_api"] != 4 else p["smp_only"]
+        print(report(meta, plugins, user, system, why_not))
+        svg(meta, plugins, user, system, args.svg, why_not)
+        print(f"\nwrote {args.svg}", file=sys.stderr)
+        return
     if args.system102:
         # The -smp limits of the table are QEMU 10.0's (its iotlb_to_section abort).
         for p in plugins:

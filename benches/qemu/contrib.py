@@ -651,8 +651,8 @@ def svg(meta, plugins, user, system, path, why_not=None):
          '<rect width="100%" height="100%" fill="white"/>',
          '<text x="10" y="20" font-size="14" font-weight="bold">QEMU contrib plugins: this crate\'s rewrite / '
          'the C original, in the measure each target is judged on</text>',
-         '<text x="10" y="38" fill="#555">median CPU time where the target is 1.05, median wall time where '
-         'it is below 1 (2 threads, shared state); linear scale; lower is better</text>',
+         '<text x="10" y="38" fill="#555">medians: CPU time where the target is 1.05, wall time where it is '
+         'below 1 (2 threads, shared state); lower is better</text>',
          f'<text x="10" y="54" fill="#555">dashed: 1.0 and 1.05; user '
          f'{meta["qemu_user_version"]}, system {meta["qemu_system_version"]}; '
          + (f'{len(meta["sources"])} runs merged' if meta.get("sources") else f'load at start {meta["load_start"]:.2f}')

@@ -737,6 +737,7 @@ def merge(paths, plugins):
         why_not[name] = None
     meta["sources"] = sources
     meta["smp"] = meta.get("smp") or [1, 2]
+    meta.setdefault("system_api", 4)  # files written before --system102 ran 10.0 only
     names = {p["name"] for p in plugins}
     user = {k: v for k, v in user.items() if k[0] in names}
     system = {k: v for k, v in system.items() if k[0] in names}

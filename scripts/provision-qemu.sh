@@ -85,8 +85,26 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
+# ninja_with_progress DIR LOG WHAT TARGET...: ninja TARGET... in build directory DIR, output
+# appended to LOG, with a log line every minute saying how far it got.
+ninja_with_progress() {
+  local dir="$1" logf="$2" what="$3"; shift 3
+  (cd "$dir" && exec ninja -j"$(nproc)" "$@") >>"$logf" 2>&1 &
+  local pid=$! start=$SECONDS next=$((SECONDS + 60)) rc=0 step
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 2
+    if [ "$SECONDS" -ge "$next" ]; then
+      step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$logf" 2>/dev/null | tail -n1)
+      log "  $what: ${step:-starting} after $((SECONDS - start)) s"
+      next=$((SECONDS + 60))
+    fi
+  done
+  wait "$pid" || rc=$?
+  return "$rc"
+}
+
 # ---------------------------------------------------------------- QEMU 7.2 and 11 (API v1, v7)
-# One job per file; they use log, die, apt_install and $CACHE from above.
+# One job per file; they use log, die, apt_install, ninja_with_progress and $CACHE from above.
 . "$HERE/provision/private-apt.sh"
 . "$HERE/provision/qemu72-user.sh"
 . "$HERE/provision/qemu72-system.sh"

@@ -26,24 +26,6 @@ arch_user_have_all() {
   grep -q '^#define CONFIG_CAPSTONE\b' "$BUILD_ARCH/config-host.h" 2>/dev/null
 }
 
-# ninja_with_progress DIR LOG WHAT TARGET...: ninja TARGET... in build directory DIR, output
-# appended to LOG, with a log line every minute saying how far it got.
-ninja_with_progress() {
-  local dir="$1" logf="$2" what="$3"; shift 3
-  (cd "$dir" && exec ninja -j"$(nproc)" "$@") >>"$logf" 2>&1 &
-  local pid=$! start=$SECONDS next=$((SECONDS + 60)) rc=0 step
-  while kill -0 "$pid" 2>/dev/null; do
-    sleep 2
-    if [ "$SECONDS" -ge "$next" ]; then
-      step=$(grep -o '^\[[0-9]*/[0-9]*\]' "$logf" 2>/dev/null | tail -n1)
-      log "  $what: ${step:-starting} after $((SECONDS - start)) s"
-      next=$((SECONDS + 60))
-    fi
-  done
-  wait "$pid" || rc=$?
-  return "$rc"
-}
-
 arch_user() {
   if arch_user_have_all; then
     log "aarch64/riscv64 user-mode QEMU cached: $BUILD_ARCH/qemu-{aarch64,riscv64}"

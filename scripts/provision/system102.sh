@@ -9,8 +9,9 @@
 #
 # Debian's source tarball (+ds) leaves out QEMU's prebuilt firmware, so the wrapper points
 # -L at the host's (/usr/share/qemu, /usr/share/seabios, and /usr/lib/ipxe/qemu for the
-# default NIC's option ROM: system_mode's qemu-system-x86 installs them). meson unpacks the EDK2 images whenever bzip2 exists and the tarball lacks
-# them too: empty placeholders stand in (the x86 guest here boots with SeaBIOS).
+# default NIC's option ROM: system_mode's qemu-system-x86 installs them). meson unpacks
+# the EDK2 images whenever bzip2 exists, and the tarball lacks them too: empty
+# placeholders stand in (the x86 guest here boots with SeaBIOS).
 # The build takes 2 minutes on an idle 2-core machine, up to 10 on a busy one.
 
 BUILD_SYS_102="$SRC_DIR/build-system"
